@@ -1,0 +1,1 @@
+"""IsCoolGPT serving process: FLAN-T5 on ONNX Runtime, without PyTorch."""

@@ -1,0 +1,190 @@
+"""Continuous batching: one worker thread runs every request's decode loop together.
+
+Requests wait in a bounded queue. Between two decoder steps the worker lets
+waiting requests join (one shared encoder run and first step for all of
+them), and finished or cancelled ones leave, so a long answer never holds up a
+short one and the event loop never runs a model pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from server.engine import DecoderState, Engine
+from server.sampling import FinishReason, SamplingParams, check_stop, choose_token
+
+log = logging.getLogger("iscoolgpt.batcher")
+
+
+class QueueFull(Exception):
+    """Too many requests are already waiting."""
+
+
+class GenerationError(Exception):
+    """The model failed on a batch; the request did not complete."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a finished request gets back."""
+
+    tokens: list[int]
+    finish_reason: FinishReason
+    queue_seconds: float  # submit -> joined a batch
+    decode_seconds: float  # joined a batch -> finished
+    batch_size: int  # largest batch the request was part of
+
+
+@dataclass(eq=False)
+class Job:
+    """One request inside the batcher."""
+
+    prompt: list[int]
+    params: SamplingParams
+    future: asyncio.Future[Result]
+    loop: asyncio.AbstractEventLoop
+    rng: np.random.Generator
+    submitted: float = field(default_factory=time.perf_counter)
+    started: float = 0.0
+    tokens: list[int] = field(default_factory=list)
+    batch_size: int = 0
+    done: bool = False
+    cancelled: bool = False  # set from the event loop; the worker drops the row at its next step
+
+    def settle(self, result: Result | BaseException) -> None:
+        """Hand the outcome to the waiting coroutine, from the worker thread."""
+        self.loop.call_soon_threadsafe(_settle, self.future, result)
+
+
+def _settle(future: asyncio.Future[Result], result: Result | BaseException) -> None:
+    if future.done():  # the caller gave up (cancelled) already
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+class Batcher:
+    """Owns the engine; serves :meth:`submit` from a single worker thread."""
+
+    def __init__(self, engine: Engine, eos_id: int, max_batch: int, wait_s: float, max_queue: int) -> None:
+        self.engine = engine
+        self.eos_id = eos_id
+        self.max_batch = max_batch
+        self.wait_s = wait_s
+        self._queue: queue.Queue[Job] = queue.Queue(maxsize=max_queue)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
+        self.active = 0  # rows in the running batch, for /health and metrics
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the worker; requests still waiting get an error."""
+        self._stopping.set()
+        self._thread.join(timeout)
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            job.settle(GenerationError("the server is shutting down"))
+
+    @property
+    def waiting(self) -> int:
+        return self._queue.qsize()
+
+    def submit(self, prompt: list[int], params: SamplingParams) -> Job:
+        """Queue a request from the event loop; await ``job.future`` for its result."""
+        loop = asyncio.get_running_loop()
+        job = Job(prompt, params, loop.create_future(), loop, np.random.default_rng(params.seed))
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise QueueFull(f"{self._queue.maxsize} requests are already waiting") from None
+        return job
+
+    def _take(self, room: int, block: bool) -> list[Job]:
+        """Waiting jobs that may join now; when idle, wait for one, then briefly for company."""
+        jobs: list[Job] = []
+        if block:
+            try:
+                jobs.append(self._queue.get(timeout=0.1))
+            except queue.Empty:
+                return jobs
+            deadline = time.perf_counter() + self.wait_s
+            while len(jobs) < room and (left := deadline - time.perf_counter()) > 0:
+                try:
+                    jobs.append(self._queue.get(timeout=left))
+                except queue.Empty:
+                    break
+        while len(jobs) < room:
+            try:
+                jobs.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return [j for j in jobs if not j.cancelled]
+
+    def _run(self) -> None:
+        active: list[Job] = []
+        state: DecoderState | None = None
+        while not self._stopping.is_set():
+            joiners = self._take(self.max_batch - len(active), block=not active)
+            try:
+                if joiners:
+                    # Newcomers share one encoder run and first step; running rows wait this one out.
+                    logits, fresh = self.engine.prefill([j.prompt for j in joiners])
+                    now = time.perf_counter()
+                    for job in joiners:
+                        job.started = now
+                    state = fresh if state is None else DecoderState.concat(state, fresh)
+                    offset = len(active)
+                    active += joiners
+                    rows = range(offset, len(active))
+                elif active and state is not None:
+                    # Every running row feeds back its last token and gets the next one's logits.
+                    last = np.array([job.tokens[-1] for job in active], dtype=np.int64)
+                    logits, state = self.engine.step(state, last)
+                    rows = range(len(active))
+                else:
+                    continue
+            except Exception as exc:  # a failed pass fails its batch, never the worker
+                log.exception("model pass failed")
+                for job in active + joiners:
+                    job.settle(GenerationError(f"generation failed: {exc}"))
+                active, state = [], None
+                continue
+            keep = self._advance(active, rows, logits)
+            if len(keep) < len(active):
+                active = [active[i] for i in keep]
+                state = state.select(keep) if active else None
+            self.active = len(active)
+
+    def _advance(self, active: list[Job], rows: range, logits: np.ndarray) -> list[int]:
+        """Choose each row's token, settle finished rows; return the rows that go on."""
+        batch = len(active)
+        for i, row in enumerate(rows):
+            job = active[row]
+            job.batch_size = max(job.batch_size, batch)
+            token = choose_token(logits[i], job.params, job.rng)
+            job.tokens.append(token)
+            reason = check_stop(token, len(job.tokens), job.params, self.eos_id)
+            if reason is not None:
+                self._finish(job, reason)
+        # Rows leave when done or when their caller went away (the slot is freed for others).
+        return [i for i, job in enumerate(active) if not job.done and not job.cancelled]
+
+    def _finish(self, job: Job, reason: FinishReason) -> None:
+        job.done = True
+        tokens = job.tokens[:-1] if reason == "eos" else list(job.tokens)
+        now = time.perf_counter()
+        job.settle(Result(tokens, reason, job.started - job.submitted, now - job.started, job.batch_size))

@@ -1,0 +1,160 @@
+"""ONNX Runtime sessions for T5 and the batched decoder state they share.
+
+The engine only runs model passes on batches: encode + first decoder step
+(:meth:`Engine.prefill`) and one more token for every row
+(:meth:`Engine.step`). Choosing tokens, stopping and scheduling belong to the
+batcher.
+
+Rows of one batch may have started at different times. Their self-attention
+caches are left-padded to a common length and the padding is masked out;
+T5's relative position bias only sees distances between the query and real
+keys, which left padding does not change, so a row decodes the same alone or
+batched. Encoder outputs are right-padded and masked the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+from server import serving_dir as sd
+
+Array = np.ndarray
+
+
+def session_options(num_threads: int) -> ort.SessionOptions:
+    """Options shared by the three sessions."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = num_threads  # 0: one per physical core
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return opts
+
+
+@dataclass
+class DecoderState:
+    """Everything the decoder needs to add one token to each row of a batch.
+
+    ``self_kv`` holds, per layer, the key then the value of self-attention,
+    each ``[batch, heads, past, d_kv]``; ``cross_kv`` the same for
+    cross-attention over the encoder output, ``[batch, heads, source, d_kv]``.
+    """
+
+    self_kv: list[Array]
+    cross_kv: list[Array]
+    self_mask: Array  # [batch, past] int64, 0 where left padding
+    enc_mask: Array  # [batch, source] int64, 0 where right padding
+
+    @property
+    def size(self) -> int:
+        return int(self.self_mask.shape[0])
+
+    def select(self, rows: list[int]) -> DecoderState:
+        """Keep only ``rows`` (finished sequences leave), then drop all-padding columns."""
+        idx = np.asarray(rows, dtype=np.int64)
+        state = DecoderState(
+            self_kv=[a[idx] for a in self.self_kv],
+            cross_kv=[a[idx] for a in self.cross_kv],
+            self_mask=self.self_mask[idx],
+            enc_mask=self.enc_mask[idx],
+        )
+        return state.trimmed()
+
+    def trimmed(self) -> DecoderState:
+        """Drop leading self columns and trailing source columns that no row uses."""
+        used = np.flatnonzero(self.self_mask.any(axis=0))
+        first = int(used[0]) if used.size else 0
+        used_src = np.flatnonzero(self.enc_mask.any(axis=0))
+        last = int(used_src[-1]) + 1 if used_src.size else self.enc_mask.shape[1]
+        if first == 0 and last == self.enc_mask.shape[1]:
+            return self
+        return DecoderState(
+            self_kv=[a[:, :, first:] for a in self.self_kv],
+            cross_kv=[a[:, :, :last] for a in self.cross_kv],
+            self_mask=self.self_mask[:, first:],
+            enc_mask=self.enc_mask[:, :last],
+        )
+
+    @staticmethod
+    def concat(a: DecoderState, b: DecoderState) -> DecoderState:
+        """Join two batches: pad self caches on the left, encoder outputs on the right."""
+        past = max(a.self_mask.shape[1], b.self_mask.shape[1])
+        src = max(a.enc_mask.shape[1], b.enc_mask.shape[1])
+
+        def join(x: Array, y: Array, length: int, left: bool) -> Array:
+            return np.concatenate([_pad(x, length, axis=-2 if x.ndim == 4 else 1, left=left),
+                                   _pad(y, length, axis=-2 if y.ndim == 4 else 1, left=left)])
+
+        return DecoderState(
+            self_kv=[join(x, y, past, True) for x, y in zip(a.self_kv, b.self_kv, strict=True)],
+            cross_kv=[join(x, y, src, False) for x, y in zip(a.cross_kv, b.cross_kv, strict=True)],
+            self_mask=join(a.self_mask, b.self_mask, past, True),
+            enc_mask=join(a.enc_mask, b.enc_mask, src, False),
+        )
+
+
+def _pad(x: Array, length: int, axis: int, left: bool) -> Array:
+    missing = length - x.shape[axis]
+    if missing == 0:
+        return x
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (missing, 0) if left else (0, missing)
+    return np.pad(x, widths)
+
+
+class Engine:
+    """The three ONNX Runtime sessions of a serving directory."""
+
+    def __init__(self, serving: sd.ServingDir, num_threads: int = 0) -> None:
+        opts = session_options(num_threads)
+        providers = ["CPUExecutionProvider"]
+        self.encoder = ort.InferenceSession(str(serving.file(sd.ENCODER)), opts, providers=providers)
+        self.decoder = ort.InferenceSession(str(serving.file(sd.DECODER)), opts, providers=providers)
+        self.decoder_past = ort.InferenceSession(
+            str(serving.file(sd.DECODER_WITH_PAST)), opts, providers=providers)
+        self.start_id = serving.generation.decoder_start_token_id
+        self.pad_id = serving.generation.pad_token_id
+        self.num_layers = sum(1 for o in self.decoder.get_outputs() if o.name.endswith(".decoder.key"))
+        layers = range(self.num_layers)
+        # Outputs asked for by name, so their order is ours and not the exporter's.
+        self._self_out = [f"present.{i}.decoder.{kv}" for i in layers for kv in ("key", "value")]
+        self._cross_out = [f"present.{i}.encoder.{kv}" for i in layers for kv in ("key", "value")]
+        self._self_in = [f"past_key_values.{i}.decoder.{kv}" for i in layers for kv in ("key", "value")]
+        self._cross_in = [f"past_key_values.{i}.encoder.{kv}" for i in layers for kv in ("key", "value")]
+
+    def prefill(self, prompts: list[list[int]]) -> tuple[Array, DecoderState]:
+        """Encode ``prompts`` and run the first decoder step; return its logits and the state."""
+        width = max(len(p) for p in prompts)
+        ids = np.full((len(prompts), width), self.pad_id, dtype=np.int64)
+        enc_mask = np.zeros((len(prompts), width), dtype=np.int64)
+        for row, prompt in enumerate(prompts):
+            ids[row, : len(prompt)] = prompt
+            enc_mask[row, : len(prompt)] = 1
+        (hidden,) = self.encoder.run(None, {"input_ids": ids, "attention_mask": enc_mask})
+        start = np.full((len(prompts), 1), self.start_id, dtype=np.int64)
+        self_mask = np.ones((len(prompts), 1), dtype=np.int64)
+        logits, *presents = self.decoder.run(["logits", *self._self_out, *self._cross_out], {
+            "input_ids": start,
+            "attention_mask": self_mask,
+            "encoder_attention_mask": enc_mask,
+            "encoder_hidden_states": hidden,
+        })
+        n = len(self._self_out)
+        return logits[:, -1, :], DecoderState(presents[:n], presents[n:], self_mask, enc_mask)
+
+    def step(self, state: DecoderState, tokens: Array) -> tuple[Array, DecoderState]:
+        """Feed one token per row; return next-token logits and the grown state."""
+        self_mask = np.concatenate([state.self_mask, np.ones((state.size, 1), dtype=np.int64)], axis=1)
+        feed: dict[str, Array] = {
+            "input_ids": tokens.reshape(-1, 1).astype(np.int64, copy=False),
+            "attention_mask": self_mask,
+            "encoder_attention_mask": state.enc_mask,
+        }
+        feed.update(zip(self._self_in, state.self_kv, strict=True))
+        feed.update(zip(self._cross_in, state.cross_kv, strict=True))
+        logits, *self_kv = self.decoder_past.run(["logits", *self._self_out], feed)
+        return logits[:, -1, :], DecoderState(self_kv, state.cross_kv, self_mask, state.enc_mask)

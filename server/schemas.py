@@ -1,0 +1,81 @@
+"""Request and response bodies, and the checks that turn a request into work."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from server.errors import APIError
+from server.sampling import SamplingParams
+from server.settings import Settings
+
+MAX_SEED = 2**63 - 1
+
+
+class ChatRequest(BaseModel):
+    """``POST /chat/``: a question and optional per-request sampling overrides."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    question: str = Field(min_length=1)
+    max_new_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("question must not be blank")
+        return value
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class ChatResponse(BaseModel):
+    answer: str
+    model: str
+    finish_reason: str
+    usage: Usage
+
+
+def _validation_error(message: str) -> APIError:
+    return APIError(422, message, "validation")
+
+
+def parse_chat(body: bytes, settings: Settings) -> ChatRequest:
+    """Parse and check a /chat/ body; raise a 422 :class:`APIError` saying what is wrong."""
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError:
+        raise _validation_error("body is not valid UTF-8") from None
+    except ValueError as exc:
+        raise _validation_error(f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise _validation_error("body must be a JSON object")
+    try:
+        request = ChatRequest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise _validation_error(f"{where}: {first['msg']}") from None
+    if len(request.question) > settings.max_question_chars:
+        raise _validation_error(f"question: longer than {settings.max_question_chars} characters")
+    if request.max_new_tokens is not None and request.max_new_tokens > settings.max_new_tokens_limit:
+        raise _validation_error(f"max_new_tokens: must be at most {settings.max_new_tokens_limit}")
+    return request
+
+
+def sampling_params(request: ChatRequest, settings: Settings) -> SamplingParams:
+    """Per-request overrides on top of the service's defaults."""
+    return SamplingParams(
+        max_new_tokens=request.max_new_tokens or min(settings.max_new_tokens, settings.max_new_tokens_limit),
+        temperature=settings.temperature if request.temperature is None else request.temperature,
+        top_p=settings.top_p if request.top_p is None else request.top_p,
+        seed=request.seed,
+    )

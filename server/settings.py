@@ -1,0 +1,74 @@
+"""Service settings: one frozen, typed object built once at start-up.
+
+Values come from the environment, then from an optional ``.env`` file in the
+working directory (the old service's variables keep their meaning). Nothing
+here runs at import time: :func:`load_settings` is called by the app's
+lifespan or by ``python -m server``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server.prompt import DEFAULT_TEMPLATE, check_template
+
+
+class SettingsError(Exception):
+    """A setting is missing or out of range; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the serving process. Environment names are the field names, upper-cased."""
+
+    model_config = SettingsConfigDict(env_file=".env", frozen=True, extra="ignore")
+
+    # Serving directory written by `python -m export` (ONNX files, tokenizer, manifest).
+    model_dir: Path = Path("models/flan-t5-small-int8")
+    # Name reported by /health and /chat/; empty means the manifest's source model id.
+    model_name: str = ""
+    # Default number of new tokens per answer, and the most a request may ask for.
+    max_new_tokens: int = Field(128, ge=1, le=2048)
+    max_new_tokens_limit: int = Field(512, ge=1, le=2048)
+    # Default sampling: temperature 0 means greedy; top_p is the nucleus mass kept.
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    # Longest question, in tokens after the prompt template (T5 was trained on 512).
+    max_input_tokens: int = Field(512, ge=8, le=4096)
+    # Longest question in characters, checked before tokenizing.
+    max_question_chars: int = Field(4000, ge=1, le=100_000)
+    # ONNX Runtime intra-op threads; 0 lets ONNX Runtime use one per physical core.
+    num_threads: int = Field(0, ge=0, le=256)
+    # Continuous batching: most sequences decoded together, and how long an idle
+    # batcher waits for company before starting (milliseconds).
+    max_batch_size: int = Field(8, ge=1, le=256)
+    batch_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
+    # Requests allowed to wait for a batch slot; past this the server answers 503.
+    max_queue: int = Field(64, ge=1, le=100_000)
+    # Text around the question; must hold `{question}` once.
+    prompt_template: str = DEFAULT_TEMPLATE
+    # Check every file's sha256 against the manifest at start-up.
+    verify_checksums: bool = True
+    # Where `python -m server` listens.
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    log_level: str = "info"
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _template_has_question(cls, value: str) -> str:
+        return check_template(value)
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
+    """Build the settings once; raise :class:`SettingsError` naming each bad variable."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']).upper() or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"bad setting: {problems}") from None
