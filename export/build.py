@@ -57,7 +57,10 @@ def resolve(model: str, revision: str | None, token: str | None) -> Source:
         return Source(local.resolve(), local.resolve().name, None)
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
-        GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
         RevisionNotFoundError,
     )
 
@@ -88,7 +91,8 @@ def check_t5(source: Source) -> None:
         raise ExportError(f"{source.model}: unreadable config.json: {exc}") from None
     kind = config.get("model_type")
     if kind != "t5":
-        raise ExportError(f"{source.model} is a {kind or 'model of unknown type'}, not a T5: only T5 models are supported")
+        kind = kind or "model of unknown type"
+        raise ExportError(f"{source.model} is a {kind}, not a T5: only T5 models are supported")
     if not (source.path / "tokenizer.json").is_file() and not (source.path / "spiece.model").is_file():
         raise ExportError(f"{source.model} has no tokenizer.json or spiece.model")
 

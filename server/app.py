@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/chat/", chat, methods=["POST"]),
         Route("/chat", chat, methods=["POST"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=HANDLERS)  # type: ignore[arg-type]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=HANDLERS)
 
 
 app = create_app()

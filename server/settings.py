@@ -9,6 +9,7 @@ lifespan or by ``python -m server``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,7 +63,7 @@ class Settings(BaseSettings):
         return check_template(value)
 
 
-def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
     """Build the settings once; raise :class:`SettingsError` naming each bad variable."""
     try:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]

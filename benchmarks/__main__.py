@@ -1,0 +1,82 @@
+"""``python -m benchmarks <suite> [--model DIR_OR_HUB_ID | --random-weights] [--quick]``.
+
+Suites: decode, coldstart, memory, footprint, load, all. Results land in benchmarks/results/ as JSON,
+Markdown and PNG; see benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from typing import Any
+
+from benchmarks.common import fmt, log, md_table, resolve_model, run_meta, write_results
+
+SUITES = ("decode", "coldstart", "memory", "footprint", "load")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("suite", choices=(*SUITES, "all"))
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--model", default=None, help="hub model id or local transformers directory")
+    which.add_argument("--random-weights", action="store_true",
+                       help="flan-t5-small's architecture with random weights, built locally (the default)")
+    parser.add_argument("--quick", action="store_true", help="few repeats and tokens: a smoke run for CI")
+    parser.add_argument("--skip-venv", action="store_true", help="footprint: report model bytes only")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="decode: threads for PyTorch and ONNX Runtime (default: usable cores)")
+    return parser.parse_args(argv)
+
+
+def run_suite(name: str, choice: Any, args: argparse.Namespace) -> dict[str, float]:
+    module = importlib.import_module(f"benchmarks.{name}")
+    log(f"suite {name} ({'quick' if args.quick else 'full'})")
+    headline: dict[str, float] = module.main(choice, args, run_meta(choice, args.quick))
+    return headline
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # footprint --skip-venv only reads manifests, but it still needs the exported dirs: resolve in every case.
+    choice = resolve_model(args.model, args.random_weights)
+    if args.suite != "all":
+        run_suite(args.suite, choice, args)
+        return 0
+    headlines: dict[str, float] = {}
+    failures: dict[str, str] = {}
+    for name in SUITES:
+        try:
+            headlines.update(run_suite(name, choice, args))
+        except Exception as exc:  # one broken suite must not hide the others' figures
+            traceback.print_exc()
+            failures[name] = f"{type(exc).__name__}: {exc}"
+    _combined(choice, args, headlines, failures)
+    return 1 if failures else 0
+
+
+def _combined(choice: Any, args: argparse.Namespace, headlines: dict[str, float], failures: dict[str, str]) -> None:
+    """The ``all`` report: every suite's headline figure in one table and one chart, links to the details."""
+    suffix = "-quick" if args.quick else ""
+    body = md_table(["figure", "value"], [[k, fmt(v, 2)] for k, v in headlines.items()])
+    body += "\n\nDetails: " + ", ".join(f"[{s}]({s}{suffix}.md)" for s in SUITES if s not in failures) + "\n"
+    if failures:
+        body += "\nFailed suites:\n\n" + "\n".join(f"- {k}: {v}" for k, v in failures.items()) + "\n"
+
+    def draw(fig: Any) -> None:
+        ratios = {k: v for k, v in headlines.items() if "speed-up" in k or "ratio" in k or " / " in k}
+        ax = fig.subplots()
+        ax.barh(list(ratios), list(ratios.values()), color="tab:blue")
+        ax.axvline(1.0, color="grey", lw=1)
+        ax.set_xlabel("ratio (1.0 = parity)")
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_title("IsCoolGPT benchmark headlines")
+
+    write_results("all", run_meta(choice, args.quick), {"headlines": headlines, "failures": failures}, body, draw)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Session fixtures, each built on the one before: tiny model -> serving dirs -> engine -> live server.
+
+No hub is reachable here, so the suite trains its own tiny T5 (cached per
+machine by a hash of its recipe) and runs the real export on it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from server.engine import Engine
+from server.serving_dir import ServingDir, open_serving_dir
+from server.text import TextCodec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_export(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m export`` as a user runs it, with extra environment ``env``."""
+    return subprocess.run([sys.executable, "-m", "export", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Path:
+    from export.local_models import build
+
+    return build("tiny")
+
+
+@pytest.fixture(scope="session")
+def int8_dir(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("serving") / "tiny-int8"
+    done = run_export("--model", str(tiny_model), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def fp32_dir(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("serving") / "tiny-fp32"
+    done = run_export("--model", str(tiny_model), "--out", str(out), "--fp32")
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def int8_serving(int8_dir: Path) -> ServingDir:
+    return open_serving_dir(int8_dir)
+
+
+@pytest.fixture(scope="session")
+def fp32_serving(fp32_dir: Path) -> ServingDir:
+    return open_serving_dir(fp32_dir)
+
+
+@pytest.fixture(scope="session")
+def fp32_engine(fp32_serving: ServingDir) -> Engine:
+    return Engine(fp32_serving, num_threads=1)
+
+
+@pytest.fixture(scope="session")
+def int8_engine(int8_serving: ServingDir) -> Engine:
+    return Engine(int8_serving, num_threads=1)
+
+
+@pytest.fixture(scope="session")
+def codec(int8_serving: ServingDir) -> TextCodec:
+    return TextCodec(int8_serving.file("tokenizer.json"), clean_up=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(model_dir: Path, log: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m server`` in a subprocess; returns once /health answers 200."""
+    port = free_port()
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), "MODEL_DIR": str(model_dir), "PORT": str(port),
+               "HOST": "127.0.0.1", "NUM_THREADS": "1", **env}
+    with log.open("wb") as out:
+        # -X importtime lists every module the process ever imports, on stderr.
+        proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "server"], cwd=log.parent,
+                                env=environ, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not become healthy in 60 s")
+
+
+@pytest.fixture(scope="session")
+def live_server(int8_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    proc, url = start_server(int8_dir, log, MODEL_NAME="google/flan-t5-small")
+    try:
+        yield url, log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def client(live_server: tuple[str, Path]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live_server[0], timeout=60) as http:
+        yield http
