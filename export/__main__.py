@@ -26,6 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor, not per channel")
     parser.add_argument("--keep-fp32", action="append", default=[], metavar="REGEX",
                         help="leave MatMul nodes whose name matches in fp32 (repeatable)")
+    parser.add_argument("--decoder", choices=("lean", "optimum"), default="lean",
+                        help="decoder-with-past graph: our lean one or Optimum's traced one (default: %(default)s)")
     parser.add_argument("--local-model", choices=("tiny", "random-flan-t5-small"), default=None,
                         help="build a local model instead of reading --model (no hub needed)")
     return parser.parse_args(argv)
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         quant = QuantConfig(per_channel=not args.per_tensor, keep_fp32=tuple(args.keep_fp32))
         manifest = build(ExportOptions(model=model, out=out, fp32=args.fp32, revision=args.revision,
                                        token=os.environ.get("HF_TOKEN") or None,
-                                       min_agreement=args.min_agreement, quant=quant))
+                                       min_agreement=args.min_agreement, quant=quant, decoder=args.decoder))
     except (ExportError, QuantizationError) as exc:
         print(f"export: error: {exc}", file=sys.stderr)
         return 1

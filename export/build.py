@@ -39,6 +39,7 @@ class ExportOptions:
     token: str | None = None
     min_agreement: float = 0.9
     quant: QuantConfig = QuantConfig()
+    decoder: str = "lean"  # decoder-with-past graph: "lean" (export/lean_decoder.py) or Optimum's "optimum"
 
 
 @dataclass(frozen=True)
@@ -146,14 +147,13 @@ def build(opts: ExportOptions) -> dict[str, Any]:
     work = prepare_target(opts.out)
     try:
         fp32_dir = work / "fp32"
-        export_onnx(source.path, fp32_dir)
+        export_onnx(source.path, fp32_dir, lean=opts.decoder == "lean")
+        fp32_bytes = {name: (fp32_dir / name).stat().st_size for name in ONNX_FILES}
         for name in ONNX_FILES:
             if opts.fp32:
                 shutil.move(fp32_dir / name, work / name)
             else:
                 quantize_file(fp32_dir / name, work / name, opts.quant)
-        fp32_bytes = {name: (fp32_dir / name).stat().st_size if not opts.fp32 else (work / name).stat().st_size
-                      for name in ONNX_FILES}
         shutil.rmtree(fp32_dir)
         write_generation(source, work, write_tokenizer(source, work))
         manifest: dict[str, Any] = {
@@ -161,6 +161,7 @@ def build(opts: ExportOptions) -> dict[str, Any]:
             "source": {"model": source.model, "revision": source.revision,
                        "path": str(source.path) if source.revision is None else None},
             "precision": "fp32" if opts.fp32 else "int8",
+            "decoder_with_past": opts.decoder,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "libraries": versions(),
             "quantization": None if opts.fp32 else opts.quant.as_manifest(),

@@ -44,7 +44,9 @@ def quantize_file(src: Path, dst: Path, cfg: QuantConfig) -> None:
         weight_type=QuantType.QInt8 if cfg.weight_type == "int8" else QuantType.QUInt8,
         nodes_to_exclude=excluded,
         # Reach into subgraphs too, should a graph ever carry its weights inside If branches.
-        extra_options={"EnableSubgraph": True, "MatMulConstBOnly": True},
+        # Outputs of contrib ops (MultiHeadAttention) have no inferred type: they are fp32.
+        extra_options={"EnableSubgraph": True, "MatMulConstBOnly": True,
+                       "DefaultTensorType": onnx.TensorProto.FLOAT},
     )
     before, after = src.stat().st_size, dst.stat().st_size
     if after > 0.5 * before:
