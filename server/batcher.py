@@ -175,7 +175,13 @@ class Batcher:
         for i, row in enumerate(rows):
             job = active[row]
             job.batch_size = max(job.batch_size, batch)
-            token = choose_token(logits[i], job.params, job.rng)
+            try:
+                token = choose_token(logits[i], job.params, job.rng)
+            except Exception as exc:  # one row's bad numbers fail that row, never the worker
+                log.exception("choosing a token failed")
+                job.done = True
+                job.settle(GenerationError(f"generation failed: {exc}"))
+                continue
             job.tokens.append(token)
             reason = check_stop(token, len(job.tokens), job.params, self.eos_id)
             if reason is not None:

@@ -9,6 +9,9 @@ import numpy as np
 
 FinishReason = Literal["eos", "length"]
 
+# Below this temperature sampling is argmax in all but name, and dividing by it overflows.
+_GREEDY_BELOW = 1e-4
+
 # Top-p first looks among this many best tokens; only when they hold less than
 # `top_p` of the mass does it sort the whole vocabulary. Same result, ~100x less sorting.
 _CANDIDATES = 256
@@ -50,8 +53,8 @@ def nucleus(logits: np.ndarray, temperature: float, top_p: float, rng: np.random
 
 
 def choose_token(logits: np.ndarray, params: SamplingParams, rng: np.random.Generator) -> int:
-    """Greedy at temperature 0, nucleus sampling otherwise."""
-    if params.temperature == 0.0:
+    """Greedy at temperature 0 (or near it), nucleus sampling otherwise."""
+    if params.temperature < _GREEDY_BELOW:
         return greedy(logits)
     return nucleus(logits, params.temperature, params.top_p, rng)
 
