@@ -71,7 +71,7 @@ def _combined(choice: Any, args: argparse.Namespace, headlines: dict[str, float]
         ax = fig.subplots()
         ax.barh(list(ratios), list(ratios.values()), color="tab:blue")
         ax.axvline(1.0, color="grey", lw=1)
-        ax.set_xlabel("ratio (1.0 = parity)")
+        ax.set_xlabel("ratio: above 1.0, IsCoolGPT is ahead")
         ax.tick_params(axis="y", labelsize=7)
         ax.set_title("IsCoolGPT benchmark headlines")
 

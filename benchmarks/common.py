@@ -190,10 +190,11 @@ def write_results(suite: str, meta: dict[str, Any], data: dict[str, Any], body_m
 
         fig = Figure(figsize=(9, 5), layout="constrained")
         chart(fig)
-        fig.text(0.99, 0.005, f"{meta['model']['label']} | {meta['machine']['cpu_model']}", ha="right",
-                 fontsize=7, color="grey")
+        # Below the axes, outside the figure: bbox_inches="tight" grows the canvas to keep it.
+        fig.text(0.99, -0.01, f"{meta['model']['label']} | {meta['machine']['cpu_model']} | {meta['started']}",
+                 ha="right", va="top", fontsize=7, color="grey")
         paths["png"] = stem.with_suffix(".png")
-        fig.savefig(paths["png"], dpi=110)
+        fig.savefig(paths["png"], dpi=110, bbox_inches="tight")
         md += f"\n![{suite}]({paths['png'].name})\n"
     paths["md"].write_text(md)
     log(f"wrote {', '.join(str(p.relative_to(ROOT)) for p in paths.values())}")

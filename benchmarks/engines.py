@@ -63,7 +63,7 @@ class TorchRunner:
 
         torch.set_num_threads(threads)
         self.torch = torch
-        self.model = T5ForConditionalGeneration.from_pretrained(hf_dir, torch_dtype=torch.float32).eval()
+        self.model = T5ForConditionalGeneration.from_pretrained(hf_dir, dtype=torch.float32).eval()
 
     def prepare(self, prompts: list[list[int]]) -> Any:
         width = max(len(p) for p in prompts)

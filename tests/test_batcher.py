@@ -73,3 +73,18 @@ def test_cancelled_request_leaves_the_batch(batcher: Batcher, codec: TextCodec) 
     active, produced = asyncio.run(scenario())
     assert active == 0
     assert 0 < produced < 2000
+
+
+def test_event_loop_keeps_turning_during_a_generation(batcher: Batcher, codec: TextCodec) -> None:
+    params = SamplingParams(max_new_tokens=2000, temperature=2.0, top_p=1.0, seed=3)
+
+    async def scenario() -> int:
+        job = batcher.submit(codec.encode("What is AWS EC2?"), params)
+        ticks = 0
+        # Were the model run on the event loop, the job would be done before the first tick.
+        while not job.future.done():
+            await asyncio.sleep(0)
+            ticks += 1
+        return ticks
+
+    assert asyncio.run(scenario()) >= 3
