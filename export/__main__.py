@@ -28,7 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="leave MatMul nodes whose name matches in fp32 (repeatable)")
     parser.add_argument("--decoder", choices=("lean", "optimum"), default="lean",
                         help="decoder-with-past graph: our lean one or Optimum's traced one (default: %(default)s)")
-    parser.add_argument("--local-model", choices=("tiny", "random-flan-t5-small"), default=None,
+    parser.add_argument("--local-model", choices=("tiny", "tiny-talker", "random-flan-t5-small"), default=None,
                         help="build a local model instead of reading --model (no hub needed)")
     return parser.parse_args(argv)
 

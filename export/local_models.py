@@ -6,6 +6,9 @@ Two recipes:
   parameters (FLAN-T5's architecture: gated-GELU, untied head), trained in
   seconds to answer the questions of ``data/cloud_qa.json`` exactly. Tests use
   it to check answers end to end.
+* ``tiny-talker``: the tiny architecture with random weights and an end-of-sequence
+  token it never chooses, so it always talks until ``max_new_tokens``: for tests
+  of long generations (deadlines, disconnects, draining).
 * ``random-flan-t5-small``: ``google/flan-t5-small``'s exact configuration with
   random weights, for timing only (its answers are noise).
 
@@ -95,7 +98,7 @@ def recipe_hash(name: str) -> str:
 
 def build(name: str) -> Path:
     """Return the directory of local model ``name``, building it if not cached."""
-    builders = {"tiny": _build_tiny, "random-flan-t5-small": _build_random_small}
+    builders = {"tiny": _build_tiny, "tiny-talker": _build_talker, "random-flan-t5-small": _build_random_small}
     if name not in builders:
         raise ValueError(f"unknown local model {name!r}; choose from {sorted(builders)}")
     target = cache_root() / f"{name}-{recipe_hash(name)}"
@@ -156,6 +159,20 @@ def _build_tiny(out: Path) -> None:
     model.eval()
     model.generation_config = GenerationConfig(
         decoder_start_token_id=0, eos_token_id=1, pad_token_id=0, max_new_tokens=32)
+    model.save_pretrained(out)
+
+
+def _build_talker(out: Path) -> None:
+    import torch
+    from transformers import GenerationConfig, T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(SEED)
+    tok = _train_tokenizer(out)
+    # End-of-sequence is declared as an id past the vocabulary, which no logit can select.
+    config = T5Config(vocab_size=len(tok), **{**TINY, "eos_token_id": len(tok)})
+    model = T5ForConditionalGeneration(config).eval()
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=0, eos_token_id=len(tok), pad_token_id=0, max_new_tokens=32)
     model.save_pretrained(out)
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from server.batcher import Batcher
+from server.auth import load_keys
+from server.batcher import Batcher, Result
+from server.drain import Drain
 from server.engine import Engine
+from server.observability import Metrics
 from server.serving_dir import ServingDir, open_serving_dir
 from server.settings import Settings
 from server.text import TextCodec
@@ -17,17 +21,19 @@ log = logging.getLogger("iscoolgpt")
 
 @dataclass
 class Service:
-    """The loaded model and its batcher."""
+    """The loaded model, its batcher, and the request-wide bookkeeping."""
 
     settings: Settings
     serving: ServingDir
     codec: TextCodec
     batcher: Batcher
+    drain: Drain
+    metrics: Metrics
+    api_keys: tuple[bytes, ...]  # SHA-256 digests only
     model_name: str
-    load_seconds: float
 
     @classmethod
-    def load(cls, settings: Settings) -> Service:
+    def load(cls, settings: Settings, drain: Drain, metrics: Metrics) -> Service:
         """Check the serving directory, open the sessions, start the batcher."""
         began = time.perf_counter()
         serving = open_serving_dir(settings.model_dir, verify=settings.verify_checksums)
@@ -36,14 +42,31 @@ class Service:
         batcher = Batcher(engine, serving.generation.eos_token_id, settings.max_batch_size,
                           settings.batch_wait_ms / 1000.0, settings.max_queue)
         batcher.start()
+        metrics.queue_depth.set_function(lambda: batcher.waiting)
+        metrics.active.set_function(lambda: batcher.active)
         name = settings.model_name or serving.source_model
         if settings.model_name and settings.model_name != serving.source_model:
             log.warning("MODEL_NAME=%s but %s was exported from %s",
                         settings.model_name, settings.model_dir, serving.source_model)
-        service = cls(settings, serving, codec, batcher, name, time.perf_counter() - began)
-        log.info("loaded %s from %s (%s) in %.2fs", name, settings.model_dir,
-                 serving.manifest.get("precision"), service.load_seconds)
+        keys = load_keys(settings.api_keys, settings.api_keys_file)
+        service = cls(settings, serving, codec, batcher, drain, metrics, keys, name)
+        log.info("loaded %s from %s (%s) in %.2fs; %d API key(s)", name, settings.model_dir,
+                 serving.manifest.get("precision"), time.perf_counter() - began, len(keys))
         return service
+
+    def record(self, fields: dict[str, Any], question: str, prompt_tokens: int, result: Result) -> None:
+        """Put a finished request into the metrics and its log line."""
+        m = self.metrics
+        m.queue_seconds.observe(result.queue_seconds)
+        m.batch_size.observe(result.batch_size)
+        m.tokens.inc(len(result.tokens))
+        if result.tokens:
+            m.time_per_token.observe(result.decode_seconds / len(result.tokens))
+        fields.update(queue_ms=round(result.queue_seconds * 1000, 2), decode_ms=round(result.decode_seconds * 1000, 2),
+                      prompt_tokens=prompt_tokens, completion_tokens=len(result.tokens),
+                      batch_size=result.batch_size, finish_reason=result.finish_reason)
+        if self.settings.log_questions:
+            fields["question"] = question
 
     def close(self) -> None:
         self.batcher.stop()

@@ -48,6 +48,19 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
     # Requests allowed to wait for a batch slot; past this the server answers 503.
     max_queue: int = Field(64, ge=1, le=100_000)
+    # Longest a request may take from arrival to answer, in seconds (504 beyond).
+    request_timeout: float = Field(60.0, gt=0.0, le=3600.0)
+    # Largest request body in bytes (413 beyond).
+    max_body_bytes: int = Field(65_536, ge=256, le=16 * 1024 * 1024)
+    # After SIGTERM, how long requests in flight may take to finish; match ECS's stopTimeout.
+    drain_seconds: float = Field(30.0, ge=0.0, le=120.0)
+    # Bearer API keys, comma-separated, and/or a file of keys one per line; none means open.
+    api_keys: str = Field("", repr=False)
+    api_keys_file: Path | None = None
+    # Origins allowed by CORS, comma-separated ("*" for any); empty turns CORS off.
+    cors_origins: str = ""
+    # Put the question text in the request log line (off: questions may be private).
+    log_questions: bool = False
     # Text around the question; must hold `{question}` once.
     prompt_template: str = DEFAULT_TEMPLATE
     # Check every file's sha256 against the manifest at start-up.
@@ -56,6 +69,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     log_level: str = "info"
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _keys_file_readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
 
     @field_validator("prompt_template")
     @classmethod

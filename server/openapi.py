@@ -1,0 +1,70 @@
+"""The OpenAPI description served at /openapi.json, built from the pydantic models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.schemas import ChatRequest, ChatResponse
+from server.settings import Settings
+
+_ERROR = {
+    "type": "object",
+    "required": ["error", "error_type"],
+    "properties": {"error": {"type": "string"}, "error_type": {"type": "string"}},
+}
+_HEALTH = {
+    "type": "object",
+    "required": ["status", "model"],
+    "properties": {"status": {"type": "string", "enum": ["ok", "draining"]}, "model": {"type": "string"}},
+}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json({"$ref": "#/components/schemas/Error"}, description)
+
+
+def openapi_schema(settings: Settings) -> dict[str, Any]:
+    """OpenAPI 3.1 for /health, /chat/ and /metrics, with this server's limits filled in."""
+    request = ChatRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    request["properties"]["question"]["maxLength"] = settings.max_question_chars
+    request["properties"]["max_new_tokens"]["anyOf"][0]["maximum"] = settings.max_new_tokens_limit
+    response = ChatResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = {"Error": _ERROR, "Health": _HEALTH, "ChatRequest": request,
+                  "ChatResponse": response, **response.pop("$defs", {})}
+    chat: dict[str, Any] = {
+        "summary": "Answer a cloud-computing question",
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/ChatRequest"}}}},
+        "responses": {
+            "200": _json({"$ref": "#/components/schemas/ChatResponse"}, "The answer"),
+            "401": _error("Missing or invalid API key"),
+            "413": _error("Body too large"),
+            "415": _error("Not JSON"),
+            "422": _error("Invalid question or parameters"),
+            "500": _error("Generation failed"),
+            "503": _error("Queue full or shutting down; see Retry-After"),
+            "504": _error("No answer within the request timeout"),
+        },
+    }
+    if settings.api_keys or settings.api_keys_file:
+        chat["security"] = [{"bearer": []}]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "IsCoolGPT", "version": "0.2.0",
+                 "description": "FLAN-T5 cloud-computing answers from ONNX Runtime int8 on the CPU."},
+        "paths": {
+            "/health": {"get": {"summary": "Load balancer probe", "responses": {
+                "200": _json({"$ref": "#/components/schemas/Health"}, "Model loaded"),
+                "503": _json({"$ref": "#/components/schemas/Health"}, "Draining")}}},
+            "/chat/": {"post": chat},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
+                "description": "Prometheus text format",
+                "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        },
+        "components": {"schemas": components,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }

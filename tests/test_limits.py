@@ -1,0 +1,77 @@
+"""Size, type, deadline and disconnect limits of /chat/, on a model that talks until it is stopped."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import start_server
+
+
+def serve(model_dir: Path, tmp: pytest.TempPathFactory, **env: str) -> Iterator[str]:
+    proc, url = start_server(model_dir, tmp.mktemp("server") / "server.log", **env)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def talker(talker_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from serve(talker_dir, tmp_path_factory, MAX_BODY_BYTES="1024", MAX_NEW_TOKENS_LIMIT="2048")
+
+
+@pytest.fixture(scope="module")
+def impatient(talker_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from serve(talker_dir, tmp_path_factory, REQUEST_TIMEOUT="0.1", MAX_NEW_TOKENS_LIMIT="2048")
+
+
+def metric(url: str, name: str) -> float:
+    text = httpx.get(f"{url}/metrics").text
+    found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_body_over_the_limit_gets_413(talker: str) -> None:
+    response = httpx.post(f"{talker}/chat/", json={"question": "x" * 2000})
+    assert response.status_code == 413
+    assert response.json() == {"error": "body larger than 1024 bytes", "error_type": "validation"}
+
+
+def test_wrong_content_type_gets_415(talker: str) -> None:
+    response = httpx.post(f"{talker}/chat/", content=b"question=hi",
+                          headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 415
+    assert response.json() == {"error": "content type must be application/json, not application/x-www-form-urlencoded",
+                               "error_type": "validation"}
+
+
+def test_an_answer_past_the_deadline_gets_504(impatient: str) -> None:
+    response = httpx.post(f"{impatient}/chat/", json={"question": "hi", "max_new_tokens": 2048, "temperature": 0},
+                          timeout=30)
+    assert response.status_code == 504
+    assert response.json() == {"error": "no answer within 0.1 s", "error_type": "timeout"}
+    assert metric(impatient, 'iscoolgpt_cancelled_requests_total{reason="timeout"}') == 1
+
+
+def test_a_client_that_leaves_frees_its_batch_slot(talker: str) -> None:
+    before = metric(talker, 'iscoolgpt_cancelled_requests_total{reason="cancelled"}')
+    host, port = talker.removeprefix("http://").split(":")
+    body = b'{"question": "hi", "max_new_tokens": 2048, "temperature": 0}'
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"POST /chat/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        while metric(talker, "iscoolgpt_batch_active") == 0:  # wait until generation is under way
+            time.sleep(0.01)
+    deadline = time.monotonic() + 5
+    while metric(talker, 'iscoolgpt_cancelled_requests_total{reason="cancelled"}') == before:
+        assert time.monotonic() < deadline, "the slot was not freed"
+        time.sleep(0.05)
+    assert metric(talker, "iscoolgpt_batch_active") == 0

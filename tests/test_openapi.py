@@ -1,0 +1,30 @@
+"""Schemathesis against /openapi.json: generated requests never get a 5xx or an off-schema response."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+def test_every_generated_request_gets_a_well_formed_answer(live_server: tuple[str, Path]) -> None:
+    schema = schemathesis.openapi.from_url(f"{live_server[0]}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {f"{op.method.upper()} {op.path}" for op in operations} == {"GET /health", "POST /chat/", "GET /metrics"}
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        def call(case: schemathesis.Case) -> None:
+            case.call_and_validate(checks=CHECKS)
+
+        call()
