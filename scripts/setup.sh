@@ -9,5 +9,8 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
-python -m pip install -q torch==2.13.0 --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}"
+# PyTorch's CPU index for torch alone (no retries: where it can't be reached, pip's other sources
+# answer at once); torch's own dependencies come from PyPI with the rest.
+python -m pip install -q --retries 0 --no-deps torch==2.13.0 \
+  --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}"
 python -m pip install -q -r requirements/test.txt

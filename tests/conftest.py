@@ -93,14 +93,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(model_dir: Path, log: Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    """``python -m server`` in a subprocess; returns once /health answers 200."""
+def start_server(model_dir: Path, log: Path, python: str = sys.executable,
+                 **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m server`` (of interpreter ``python``) in a subprocess; returns once /health answers 200."""
     port = free_port()
     environ = {**os.environ, "PYTHONPATH": str(ROOT), "MODEL_DIR": str(model_dir), "PORT": str(port),
                "HOST": "127.0.0.1", "NUM_THREADS": "1", **env}
     with log.open("wb") as out:
         # -X importtime lists every module the process ever imports, on stderr.
-        proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "server"], cwd=log.parent,
+        proc = subprocess.Popen([python, "-X", "importtime", "-m", "server"], cwd=log.parent,
                                 env=environ, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
