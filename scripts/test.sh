@@ -6,4 +6,8 @@ bash scripts/setup.sh
 . .venv/bin/activate
 ruff check server export tests benchmarks
 mypy
+# Shipping files, checked offline: no Docker engine or AWS account is needed.
+hadolint Dockerfile
+check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+cfn-lint deploy/ecs-service.yaml
 python -m pytest "$@"

@@ -1,0 +1,69 @@
+"""Shipping files, checked offline: the ECS task definition against botocore's ECS model and the server."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import botocore.session
+import pytest
+import yaml
+from botocore.validate import ParamValidator
+
+from server.settings import Settings
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def task() -> dict[str, Any]:
+    return json.loads((ROOT / "ecs-task.json").read_text())  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def container(task: dict[str, Any]) -> dict[str, Any]:
+    return task["containerDefinitions"][0]  # type: ignore[no-any-return]
+
+
+def test_task_definition_matches_ecs_register_task_definition_input(task: dict[str, Any]) -> None:
+    model = botocore.session.get_session().get_service_model("ecs")  # bundled with botocore: offline
+    shape = model.operation_model("RegisterTaskDefinition").input_shape
+    report = ParamValidator().validate(task, shape)
+    assert not report.has_errors(), report.generate_report()
+
+
+def test_task_is_a_fargate_awsvpc_task_sized_from_measured_memory(task: dict[str, Any]) -> None:
+    assert (task["networkMode"], task["requiresCompatibilities"]) == ("awsvpc", ["FARGATE"])
+    assert (task["cpu"], task["memory"]) == ("1024", "2048")  # peak RSS measured at 331 MiB
+
+
+def test_variables_are_server_settings(container: dict[str, Any]) -> None:
+    known = {name.upper() for name in Settings.model_fields}
+    names = {e["name"] for e in container["environment"]} | {s["name"] for s in container["secrets"]}
+    assert names <= known, names - known
+    assert {s["name"] for s in container["secrets"]} == {"API_KEYS"}
+
+
+def test_port_health_path_and_stop_timeout_agree_with_the_server(container: dict[str, Any]) -> None:
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    assert container["portMappings"][0]["containerPort"] == int(env["PORT"]) == Settings.model_fields["port"].default
+    assert "http://127.0.0.1:8080/health" in " ".join(container["healthCheck"]["command"])
+    assert container["stopTimeout"] == int(env["DRAIN_SECONDS"])
+
+
+def test_dockerfile_and_task_agree(container: dict[str, Any]) -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^EXPOSE 8080$", dockerfile, re.MULTILINE)
+    assert re.search(rf"^USER {container['user']}$", dockerfile, re.MULTILINE)
+    assert "DRAIN_SECONDS=30" in dockerfile
+
+
+def test_load_balancer_drains_as_long_as_the_server(container: dict[str, Any]) -> None:
+    class Loader(yaml.SafeLoader):
+        pass
+
+    # CloudFormation's short-form tags (!Ref, !If, ...) only need to parse here, not to resolve.
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((ROOT / "deploy" / "ecs-service.yaml").read_text(), Loader=Loader)
+    assert template["Parameters"]["DrainSeconds"]["Default"] == container["stopTimeout"]
+    assert template["Resources"]["TargetGroup"]["Properties"]["HealthCheckPath"] == "/health"
