@@ -14,13 +14,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from export.onnx_export import ONNX_FILES, export_onnx
 from export.quantize import QuantConfig, quantize_file
 from export.validate import validate
+from export.versions import installed_versions
 from server import serving_dir as sd
 
 LIBRARIES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "tokenizers")
@@ -129,16 +129,6 @@ def write_generation(source: Source, work: Path, clean_up: bool) -> None:
     (work / sd.GENERATION).write_text(json.dumps(generation, indent=2) + "\n")
 
 
-def versions() -> dict[str, str]:
-    found = {}
-    for name in LIBRARIES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
-
-
 def build(opts: ExportOptions) -> dict[str, Any]:
     """Run the whole export; return the manifest written into ``opts.out``."""
     began = time.perf_counter()
@@ -163,7 +153,7 @@ def build(opts: ExportOptions) -> dict[str, Any]:
             "precision": "fp32" if opts.fp32 else "int8",
             "decoder_with_past": opts.decoder,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "libraries": versions(),
+            "libraries": installed_versions(LIBRARIES),
             "quantization": None if opts.fp32 else opts.quant.as_manifest(),
             "fp32_bytes": fp32_bytes,
             "files": sd.describe_files(work),
