@@ -15,10 +15,10 @@ from typing import Any
 from benchmarks.common import ModelChoice, ensure_serving_dirs, fmt, log, md_table, write_results
 
 # --- constants -----------------------------------------------------------------------------------------
-# What `python -m server` needs: the very pins the runtime image installs.
-RUNTIME_REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements" / "runtime.txt"
-OURS = tuple(line.split("#")[0].strip() for line in RUNTIME_REQUIREMENTS.read_text().splitlines()
-             if line.split("#")[0].strip())
+# What `python -m server` needs, installed exactly as the runtime image does it.
+ROOT = Path(__file__).resolve().parent.parent
+OURS = ["--no-deps", "-r", str(ROOT / "requirements" / "image.txt")]
+PRUNE = ROOT / "scripts" / "prune_runtime.sh"
 # The old service: torch (the CPU build this machine's pip installs for ==2.13.0) + transformers + web.
 # torch stays pinned to 2.13.0: an unpinned torch would pull a multi-GB CUDA build.
 BASELINE = ("torch==2.13.0", "transformers", "starlette", "uvicorn")
@@ -43,8 +43,9 @@ def tree_bytes(root: Path) -> int:
     return total
 
 
-def venv_bytes(requirements: list[str]) -> dict[str, Any]:
-    """Create a throw-away venv, pip install ``requirements``, measure site-packages; always delete it."""
+def venv_bytes(requirements: list[str], prune: bool = False) -> dict[str, Any]:
+    """Create a throw-away venv, pip install ``requirements`` (then prune as the image does), measure
+    site-packages; always delete it."""
     work = Path(tempfile.mkdtemp(prefix="bench-venv-"))
     try:
         # The base interpreter, not this venv's: a fresh venv must not inherit anything.
@@ -58,7 +59,10 @@ def venv_bytes(requirements: list[str]) -> dict[str, Any]:
         if done.returncode != 0:  # pip's own words, without the pages of index warnings
             raise RuntimeError(f"pip install failed ({done.returncode}): {done.stderr.strip()[-1500:]}")
         site = next((work / "venv" / "lib").glob("python*/site-packages"))
-        return {"requirements": requirements, "site_packages_bytes": tree_bytes(site),
+        if prune:
+            subprocess.run(["bash", str(PRUNE), str(site)], check=True, timeout=120)
+        shown = [r.removeprefix(str(ROOT) + "/") for r in requirements] + (["+ prune"] if prune else [])
+        return {"requirements": shown, "site_packages_bytes": tree_bytes(site),
                 "installed_over_empty_bytes": tree_bytes(site) - empty, "venv_bytes": tree_bytes(work / "venv")}
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -80,7 +84,8 @@ def run(choice: ModelChoice, quick: bool, skip_venv: bool) -> tuple[dict[str, An
         p.stat().st_size for p in choice.hf_dir.glob("*.bin"))
     models["transformers checkpoint (old service)"] = {"onnx_bytes": 0, "total_bytes": tree_bytes(choice.hf_dir),
                                                       "weights_bytes": weights}
-    venvs = {} if skip_venv else {"ours": venv_bytes(pinned(OURS)), "baseline": venv_bytes(pinned(BASELINE))}
+    venvs = {} if skip_venv else {"ours": venv_bytes(OURS, prune=True),
+                                        "baseline": venv_bytes(pinned(BASELINE))}
     data: dict[str, Any] = {"models": models, "venvs": venvs}
     md = "Model files on disk (serving dirs: from their manifests):\n\n" + md_table(
         ["model", "ONNX MB", "total MB"],
@@ -91,7 +96,8 @@ def run(choice: ModelChoice, quick: bool, skip_venv: bool) -> tuple[dict[str, An
     md += f"\n\nfp32 / int8 ONNX bytes: **{fp32 / int8:.2f}x**\n"
     if venvs:
         data["baseline_over_ours"] = venvs["baseline"]["site_packages_bytes"] / venvs["ours"]["site_packages_bytes"]
-        md += ("\nFresh venvs (python -m venv + pip install, this venv's versions), site-packages bytes:\n\n"
+        md += ("\nFresh venvs (python -m venv + pip install; ours exactly as the runtime image installs it), "
+               "site-packages bytes:\n\n"
                + md_table(["venv", "requirements", "site-packages MB", "whole venv MB"],
                           [[k, " ".join(v["requirements"]), fmt(v["site_packages_bytes"] / MB),
                             fmt(v["venv_bytes"] / MB)] for k, v in venvs.items()])
