@@ -8,29 +8,34 @@ read when the app starts, not at import.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server import prompt
-from server.auth import authorized
-from server.batcher import GenerationError, Job, QueueFull, Result
-from server.drain import Drain, Draining
+from server import openai_api, prompt
+from server.batcher import GenerationError, Job, Result
+from server.drain import Drain
 from server.errors import HANDLERS, APIError
+from server.gate import admit, check_request, encode_prompt, read_body
 from server.observability import Metrics, RequestLogMiddleware
 from server.openapi import openapi_schema
 from server.schemas import ChatResponse, Usage, parse_chat, sampling_params
 from server.service import Service
 from server.settings import Settings, load_settings
+from server.streaming import Generation, sse
 
+STATIC = Path(__file__).parent / "static"  # the chat page and Swagger UI's assets: no CDN at run time
 _POLL = 0.05  # seconds between checks for a vanished client or a passed deadline
 
 
@@ -47,25 +52,21 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "model": service.model_name})
 
 
+def page(name: str) -> Callable[[Request], Awaitable[Response]]:
+    """A handler serving one HTML file of ``server/static``."""
+
+    async def serve(request: Request) -> Response:
+        return FileResponse(STATIC / name, media_type="text/html")
+
+    return serve
+
+
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(_service(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 async def openapi(request: Request) -> JSONResponse:
     return JSONResponse(openapi_schema(_service(request).settings))
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it passes ``limit`` bytes (declared or streamed)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise APIError(413, f"body larger than {limit} bytes", "validation")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise APIError(413, f"body larger than {limit} bytes", "validation")
-    return bytes(body)
 
 
 async def _wait(request: Request, job: Job, timeout: float) -> Result:
@@ -87,34 +88,28 @@ async def _wait(request: Request, job: Job, timeout: float) -> Result:
             raise
 
 
-async def chat(request: Request) -> JSONResponse:
-    """Answer one cloud question."""
+async def chat(request: Request) -> Response:
+    """Answer one cloud question, whole or streamed."""
     service = _service(request)
     settings = service.settings
-    if not authorized(request.headers.get("authorization"), service.api_keys):
-        raise APIError(401, "missing or invalid API key", "unauthorized", {"WWW-Authenticate": "Bearer"})
-    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if media != "application/json":
-        raise APIError(415, f"content type must be application/json, not {media or 'empty'}", "validation")
-    body = parse_chat(await _read_body(request, settings.max_body_bytes), settings)
-    prompt_ids = service.codec.encode(prompt.render(settings.prompt_template, body.question))
-    if len(prompt_ids) > settings.max_input_tokens:
-        raise APIError(422, f"question: {len(prompt_ids)} tokens with the prompt, "
-                            f"more than the limit of {settings.max_input_tokens}", "validation")
+    check_request(request, service)
+    body = parse_chat(await read_body(request, settings.max_body_bytes), settings)
+    prompt_ids = encode_prompt(service, prompt.render(settings.prompt_template, body.question))
+    job = admit(service, prompt_ids, sampling_params(body, settings), stream=body.stream)
+    if body.stream:
+        events = _chat_events(service, job, body.question, prompt_ids, request.state.log)
+        return StreamingResponse(events, media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     try:
-        with service.drain:
-            job = service.batcher.submit(prompt_ids, sampling_params(body, settings))
-            result = await _wait(request, job, settings.request_timeout)
-    except Draining as exc:
-        raise APIError(503, str(exc), "unavailable", {"Retry-After": "1"}) from None
-    except QueueFull as exc:
-        raise APIError(503, f"overloaded: {exc}", "overloaded", {"Retry-After": "1"}) from None
+        result = await _wait(request, job, settings.request_timeout)
     except GenerationError as exc:
         raise APIError(500, str(exc), "generation") from None
     except APIError as exc:
         if exc.error_type in {"cancelled", "timeout"}:
             service.metrics.cancelled.labels(exc.error_type).inc()
         raise
+    finally:
+        service.drain.leave()
     service.record(request.state.log, body.question, len(prompt_ids), result)
     response = ChatResponse(
         answer=service.codec.decode(result.tokens),
@@ -123,6 +118,29 @@ async def chat(request: Request) -> JSONResponse:
         usage=Usage(prompt_tokens=len(prompt_ids), completion_tokens=len(result.tokens)),
     )
     return JSONResponse(response.model_dump())
+
+
+async def _chat_events(service: Service, job: Job, question: str, prompt_ids: list[int],
+                       fields: dict[str, Any]) -> AsyncIterator[str]:
+    """SSE: a ``token`` event per piece, then ``done`` with the whole answer, or ``error``."""
+    generation = Generation(job, service.codec, service.settings.request_timeout)
+    try:
+        async for piece in generation.pieces():
+            yield sse("token", {"text": piece})
+        service.record(fields, question, len(prompt_ids), job.future.result())
+        yield sse("done", {"answer": generation.shown, "model": service.model_name,
+                           "finish_reason": generation.finish_reason,
+                           "usage": {"prompt_tokens": len(prompt_ids),
+                                     "completion_tokens": generation.completion_tokens}})
+    except APIError as exc:  # the status line is gone already: the error travels in the stream
+        if exc.error_type == "timeout":
+            service.metrics.cancelled.labels("timeout").inc()
+        yield sse("error", {"error": exc.message, "error_type": exc.error_type})
+    except asyncio.CancelledError:  # the client went away: Generation freed the slot
+        service.metrics.cancelled.labels("cancelled").inc()
+        raise
+    finally:
+        service.drain.leave()
 
 
 class DeferredCORS:
@@ -149,8 +167,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/chat/", chat, methods=["POST"]),
         Route("/chat", chat, methods=["POST"]),
+        Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
+        Route("/v1/models", openai_api.models, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", page("docs.html"), methods=["GET"]),
+        Route("/", page("index.html"), methods=["GET"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 
     @asynccontextmanager

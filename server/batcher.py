@@ -55,6 +55,7 @@ class Job:
     started: float = 0.0
     tokens: list[int] = field(default_factory=list)
     batch_size: int = 0
+    stream: asyncio.Queue[int] | None = None  # each token as it is chosen, for streaming responses
     done: bool = False
     cancelled: bool = False  # set from the event loop; the worker drops the row at its next step
 
@@ -103,10 +104,12 @@ class Batcher:
     def waiting(self) -> int:
         return self._queue.qsize()
 
-    def submit(self, prompt: list[int], params: SamplingParams) -> Job:
-        """Queue a request from the event loop; await ``job.future`` for its result."""
+    def submit(self, prompt: list[int], params: SamplingParams, stream: bool = False) -> Job:
+        """Queue a request from the event loop; await ``job.future`` for its result and, with
+        ``stream``, read its tokens from ``job.stream`` as they come."""
         loop = asyncio.get_running_loop()
-        job = Job(prompt, params, loop.create_future(), loop, np.random.default_rng(params.seed))
+        job = Job(prompt, params, loop.create_future(), loop, np.random.default_rng(params.seed),
+                  stream=asyncio.Queue() if stream else None)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -183,6 +186,8 @@ class Batcher:
                 job.settle(GenerationError(f"generation failed: {exc}"))
                 continue
             job.tokens.append(token)
+            if job.stream is not None:  # queued before any settle(), so a reader sees every token first
+                job.loop.call_soon_threadsafe(job.stream.put_nowait, token)
             reason = check_stop(token, len(job.tokens), job.params, self.eos_id)
             if reason is not None:
                 self._finish(job, reason)

@@ -28,17 +28,24 @@ class Drain:
     def in_flight(self) -> int:
         return self._in_flight
 
-    def __enter__(self) -> Drain:
+    def enter(self) -> None:
+        """Count one more request in flight, or raise :class:`Draining`."""
         with self._lock:
             if self.draining:
                 raise Draining("the server is shutting down")
             self._in_flight += 1
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def leave(self) -> None:
         with self._lock:
             self._in_flight -= 1
             self._lock.notify_all()
+
+    def __enter__(self) -> Drain:
+        self.enter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.leave()
 
     def begin(self) -> None:
         """Stop taking new work."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,24 +25,34 @@ class APIError(Exception):
         self.headers = headers
 
 
-def error_response(status: int, message: str, error_type: str,
+def openai_error_body(status: int, message: str, error_type: str) -> dict[str, Any]:
+    """OpenAI's error shape, for /v1: ``{"error": {"message", "type", "param", "code"}}``."""
+    kind = {401: "authentication_error"}.get(status, "invalid_request_error" if status < 500 else "server_error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": error_type}}
+
+
+def error_response(request: Request, status: int, message: str, error_type: str,
                    headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "error_type": error_type}, status_code=status, headers=headers)
+    if request.url.path.startswith("/v1/"):
+        body: dict[str, Any] = openai_error_body(status, message, error_type)
+    else:
+        body = {"error": message, "error_type": error_type}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
-    return error_response(exc.status, exc.message, exc.error_type, exc.headers)
+    return error_response(request, exc.status, exc.message, exc.error_type, exc.headers)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, str(exc.detail), "http", exc.headers)
+    return error_response(request, exc.status_code, str(exc.detail), "http", exc.headers)
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal server error", "internal")
+    return error_response(request, 500, "internal server error", "internal")
 
 
 HANDLERS = {APIError: api_error, HTTPException: http_error, Exception: internal_error}

@@ -52,7 +52,8 @@ class Metrics:
 def _route(scope: Scope) -> str:
     # Label by known routes only: a label per arbitrary path would let clients grow the series without bound.
     path = scope.get("path", "")
-    return path if path in {"/health", "/chat/", "/chat", "/metrics"} else "other"
+    known = {"/health", "/chat/", "/chat", "/metrics", "/v1/chat/completions", "/v1/models", "/", "/docs"}
+    return path if path in known else "other"
 
 
 class RequestLogMiddleware:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.openai_api import CompletionRequest
 from server.schemas import ChatRequest, ChatResponse
 from server.settings import Settings
 
@@ -11,6 +12,15 @@ _ERROR = {
     "type": "object",
     "required": ["error", "error_type"],
     "properties": {"error": {"type": "string"}, "error_type": {"type": "string"}},
+}
+_OPENAI_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["message", "type", "code"]}},
+}
+_SSE_EVENT = {  # one Server-Sent Event: a name (token, done, error; none on /v1) and JSON data
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
 }
 _HEALTH = {
     "type": "object",
@@ -33,14 +43,18 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
     request["properties"]["question"]["maxLength"] = settings.max_question_chars
     request["properties"]["max_new_tokens"]["anyOf"][0]["maximum"] = settings.max_new_tokens_limit
     response = ChatResponse.model_json_schema(ref_template="#/components/schemas/{model}")
-    components = {"Error": _ERROR, "Health": _HEALTH, "ChatRequest": request,
-                  "ChatResponse": response, **response.pop("$defs", {})}
+    completion = CompletionRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = {"Error": _ERROR, "Health": _HEALTH, "ChatRequest": request, "OpenAIError": _OPENAI_ERROR,
+                  "ChatResponse": response, "CompletionRequest": completion,
+                  **response.pop("$defs", {}), **completion.pop("$defs", {})}
     chat: dict[str, Any] = {
         "summary": "Answer a cloud-computing question",
         "requestBody": {"required": True, "content": {"application/json": {
             "schema": {"$ref": "#/components/schemas/ChatRequest"}}}},
         "responses": {
-            "200": _json({"$ref": "#/components/schemas/ChatResponse"}, "The answer"),
+            "200": {"description": "The answer; with \"stream\": true, Server-Sent Events (token, done, error)",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatResponse"}},
+                                "text/event-stream": {"schema": _SSE_EVENT}}},
             "401": _error("Missing or invalid API key"),
             "413": _error("Body too large"),
             "415": _error("Not JSON"),
@@ -61,6 +75,20 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
                 "200": _json({"$ref": "#/components/schemas/Health"}, "Model loaded"),
                 "503": _json({"$ref": "#/components/schemas/Health"}, "Draining")}}},
             "/chat/": {"post": chat},
+            "/v1/chat/completions": {"post": {
+                "summary": "OpenAI-compatible chat completion (plain or streamed)",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/CompletionRequest"}}}},
+                "responses": {
+                    "200": {"description": "chat.completion, or chat.completion.chunk events ending in [DONE]",
+                            "content": {"application/json": {"schema": {"type": "object"}},
+                                        "text/event-stream": {"schema": _SSE_EVENT}}},
+                    **{code: _json({"$ref": "#/components/schemas/OpenAIError"}, text) for code, text in (
+                        ("401", "Missing or invalid API key"), ("413", "Body too large"), ("415", "Not JSON"),
+                        ("422", "Invalid request"), ("500", "Generation failed"),
+                        ("503", "Queue full or shutting down"), ("504", "Request timeout"))}}}},
+            "/v1/models": {"get": {"summary": "OpenAI-compatible model list", "responses": {
+                "200": _json({"type": "object"}, "The served model")}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
                 "description": "Prometheus text format",
                 "content": {"text/plain": {"schema": {"type": "string"}}}}}}},

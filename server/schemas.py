@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -11,6 +12,7 @@ from server.sampling import SamplingParams
 from server.settings import Settings
 
 MAX_SEED = 2**63 - 1
+M = TypeVar("M", bound=BaseModel)
 
 
 class ChatRequest(BaseModel):
@@ -23,6 +25,7 @@ class ChatRequest(BaseModel):
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    stream: bool = False  # answer as Server-Sent Events, one per piece of text
 
     @field_validator("question")
     @classmethod
@@ -48,8 +51,8 @@ def _validation_error(message: str) -> APIError:
     return APIError(422, message, "validation")
 
 
-def parse_chat(body: bytes, settings: Settings) -> ChatRequest:
-    """Parse and check a /chat/ body; raise a 422 :class:`APIError` saying what is wrong."""
+def parse_body(body: bytes, model: type[M]) -> M:
+    """A JSON object validated as ``model``; a 422 :class:`APIError` names the first problem."""
     try:
         data = json.loads(body)
     except UnicodeDecodeError:
@@ -59,11 +62,16 @@ def parse_chat(body: bytes, settings: Settings) -> ChatRequest:
     if not isinstance(data, dict):
         raise _validation_error("body must be a JSON object")
     try:
-        request = ChatRequest.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
         raise _validation_error(f"{where}: {first['msg']}") from None
+
+
+def parse_chat(body: bytes, settings: Settings) -> ChatRequest:
+    """Parse and check a /chat/ body; raise a 422 :class:`APIError` saying what is wrong."""
+    request = parse_body(body, ChatRequest)
     if len(request.question) > settings.max_question_chars:
         raise _validation_error(f"question: longer than {settings.max_question_chars} characters")
     if request.max_new_tokens is not None and request.max_new_tokens > settings.max_new_tokens_limit:

@@ -33,3 +33,23 @@ class TextCodec:
         """Text of generated ids, special tokens dropped."""
         text = self._tok.decode(ids, skip_special_tokens=True)
         return clean_up_spaces(text) if self._clean_up else text
+
+
+class TextStream:
+    """Turns generated ids into text pieces as they arrive, never splitting a character."""
+
+    def __init__(self, codec: TextCodec) -> None:
+        self._codec = codec
+        self.ids: list[int] = []
+        self.text = ""  # what has been handed out so far
+
+    def push(self, token: int) -> str:
+        """The new text that ``token`` completes ("" while a character is still incomplete)."""
+        self.ids.append(token)
+        full = self._codec.decode(self.ids)
+        # A byte-fallback piece decodes to U+FFFD until the rest of its character arrives;
+        # and clean-up may rewrite the end of the text, so only a stable extension is handed out.
+        if full.endswith("\ufffd") or not full.startswith(self.text):
+            return ""
+        piece, self.text = full[len(self.text):], full
+        return piece

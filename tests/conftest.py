@@ -7,6 +7,7 @@ machine by a hash of its recipe) and runs the real export on it.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -132,3 +133,28 @@ def live_server(int8_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 def client(live_server: tuple[str, Path]) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=live_server[0], timeout=60) as http:
         yield http
+
+
+def serve(model_dir: Path, tmp: pytest.TempPathFactory, **env: str) -> Iterator[str]:
+    proc, url = start_server(model_dir, tmp.mktemp("server") / "server.log", **env)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def talker(talker_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from serve(talker_dir, tmp_path_factory, MAX_BODY_BYTES="1024", MAX_NEW_TOKENS_LIMIT="2048")
+
+
+@pytest.fixture(scope="session")
+def impatient(talker_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from serve(talker_dir, tmp_path_factory, REQUEST_TIMEOUT="0.1", MAX_NEW_TOKENS_LIMIT="2048")
+
+
+def metric(url: str, name: str) -> float:
+    text = httpx.get(f"{url}/metrics").text
+    found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import start_server
-from tests.test_limits import metric
+from tests.conftest import metric, start_server
 
 
 def test_sigterm_drains_in_flight_requests_then_exits_zero(talker_dir: Path, tmp_path: Path) -> None:

@@ -2,41 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import socket
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.conftest import start_server
-
-
-def serve(model_dir: Path, tmp: pytest.TempPathFactory, **env: str) -> Iterator[str]:
-    proc, url = start_server(model_dir, tmp.mktemp("server") / "server.log", **env)
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def talker(talker_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from serve(talker_dir, tmp_path_factory, MAX_BODY_BYTES="1024", MAX_NEW_TOKENS_LIMIT="2048")
-
-
-@pytest.fixture(scope="module")
-def impatient(talker_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from serve(talker_dir, tmp_path_factory, REQUEST_TIMEOUT="0.1", MAX_NEW_TOKENS_LIMIT="2048")
-
-
-def metric(url: str, name: str) -> float:
-    text = httpx.get(f"{url}/metrics").text
-    found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
+from tests.conftest import metric
 
 
 def test_body_over_the_limit_gets_413(talker: str) -> None:
@@ -58,7 +29,7 @@ def test_an_answer_past_the_deadline_gets_504(impatient: str) -> None:
                           timeout=30)
     assert response.status_code == 504
     assert response.json() == {"error": "no answer within 0.1 s", "error_type": "timeout"}
-    assert metric(impatient, 'iscoolgpt_cancelled_requests_total{reason="timeout"}') == 1
+    assert metric(impatient, 'iscoolgpt_cancelled_requests_total{reason="timeout"}') >= 1
 
 
 def test_a_client_that_leaves_frees_its_batch_slot(talker: str) -> None:

@@ -1,0 +1,59 @@
+"""Admission of a generation request: key, content type, body size, prompt length, drain and queue.
+
+Shared by ``/chat/`` and ``/v1/chat/completions`` so both refuse the same things the same way.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from server.auth import authorized
+from server.batcher import Job, QueueFull
+from server.drain import Draining
+from server.errors import APIError
+from server.sampling import SamplingParams
+from server.service import Service
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes ``limit`` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise APIError(413, f"body larger than {limit} bytes", "validation")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise APIError(413, f"body larger than {limit} bytes", "validation")
+    return bytes(body)
+
+
+def check_request(request: Request, service: Service) -> None:
+    """Key and content type, before the body is read."""
+    if not authorized(request.headers.get("authorization"), service.api_keys):
+        raise APIError(401, "missing or invalid API key", "unauthorized", {"WWW-Authenticate": "Bearer"})
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise APIError(415, f"content type must be application/json, not {media or 'empty'}", "validation")
+
+
+def encode_prompt(service: Service, text: str) -> list[int]:
+    """Token ids of a rendered prompt, refused with 422 past the encoder's limit."""
+    ids = service.codec.encode(text)
+    if len(ids) > service.settings.max_input_tokens:
+        raise APIError(422, f"question: {len(ids)} tokens with the prompt, "
+                            f"more than the limit of {service.settings.max_input_tokens}", "validation")
+    return ids
+
+
+def admit(service: Service, prompt_ids: list[int], params: SamplingParams, stream: bool) -> Job:
+    """Count the request in flight and queue it; the caller must ``service.drain.leave()`` after."""
+    try:
+        service.drain.enter()
+    except Draining as exc:
+        raise APIError(503, str(exc), "unavailable", {"Retry-After": "1"}) from None
+    try:
+        return service.batcher.submit(prompt_ids, params, stream=stream)
+    except QueueFull as exc:
+        service.drain.leave()
+        raise APIError(503, f"overloaded: {exc}", "overloaded", {"Retry-After": "1"}) from None

@@ -1,0 +1,91 @@
+"""Reading a generation as text while it is written: pieces, stop strings, deadline, SSE.
+
+Both ``/chat/`` with ``"stream": true`` and ``/v1/chat/completions`` read
+answers through :class:`Generation`, so stop strings and deadlines behave the
+same on both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from server.batcher import GenerationError, Job
+from server.errors import APIError
+from server.text import TextCodec, TextStream
+
+
+class StopWatcher:
+    """Finds stop strings in the text and holds back what might be the start of one."""
+
+    def __init__(self, stops: list[str]) -> None:
+        self.stops = [s for s in stops if s]
+
+    def safe(self, text: str) -> tuple[str, bool]:
+        """The part of ``text`` that may be shown, and whether a stop string was reached."""
+        hits = [i for i in (text.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            return text[: min(hits)], True
+        held = max((k for s in self.stops for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
+        return text[: len(text) - held], False
+
+
+class Generation:
+    """One job's answer as it is written; ``finish_reason`` is set once the pieces run out."""
+
+    def __init__(self, job: Job, codec: TextCodec, timeout: float, stops: list[str] | None = None) -> None:
+        assert job.stream is not None, "submit the job with stream=True"
+        self.job = job
+        self.text = TextStream(codec)
+        self.stops = StopWatcher(stops or [])
+        self.timeout = timeout
+        self.shown = ""  # text handed out so far
+        self.finish_reason: str | None = None
+
+    @property
+    def completion_tokens(self) -> int:
+        return len(self.text.ids) - (1 if self.finish_reason == "eos" else 0)  # EOS is not part of the answer
+
+    async def pieces(self) -> AsyncIterator[str]:
+        """Text pieces in order; raises :class:`APIError` on deadline or generation failure."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        queue = self.job.stream
+        assert queue is not None
+        try:
+            while not (self.job.future.done() and queue.empty()):
+                getter = loop.create_task(queue.get())
+                waiting: set[asyncio.Future[Any]] = {getter, self.job.future}
+                done, _ = await asyncio.wait(waiting, timeout=deadline - loop.time(),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    if not done:  # nothing arrived before the deadline
+                        raise APIError(504, f"no answer within {self.timeout:g} s", "timeout")
+                    continue
+                self.text.push(getter.result())
+                visible, stopped = self.stops.safe(self.text.text)
+                if len(visible) > len(self.shown):
+                    piece, self.shown = visible[len(self.shown):], visible
+                    yield piece
+                if stopped:
+                    self.finish_reason = "stop"
+                    return
+            try:
+                result = self.job.future.result()
+            except GenerationError as exc:
+                raise APIError(500, str(exc), "generation") from None
+            self.finish_reason = str(result.finish_reason)
+            if len(self.text.text) > len(self.shown):  # held back for a stop string that never came
+                piece, self.shown = self.text.text[len(self.shown):], self.text.text
+                yield piece
+        finally:
+            if self.finish_reason is None or self.finish_reason == "stop":
+                self.job.cancelled = True  # disconnect, deadline, error or stop string: free the slot
+
+
+def sse(event: str, data: dict[str, Any]) -> str:
+    """One Server-Sent Event."""
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"

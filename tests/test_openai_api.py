@@ -1,0 +1,95 @@
+"""The OpenAI-compatible API, driven by the official `openai` package against the live server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from server.drain import Drain
+from server.observability import Metrics
+from server.openai_api import Message, build_prompt
+from server.service import Service
+from server.settings import load_settings
+
+
+@pytest.fixture(scope="module")
+def oai(live_server: tuple[str, Path]) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{live_server[0]}/v1", api_key="unused", max_retries=0) as client:
+        yield client
+
+
+def ask(question: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": question}]
+
+
+def test_models_lists_the_served_model(oai: openai.OpenAI) -> None:
+    assert [m.id for m in oai.models.list()] == ["google/flan-t5-small"]
+
+
+def test_completion_answers_like_chat(oai: openai.OpenAI) -> None:
+    done = oai.chat.completions.create(model="google/flan-t5-small", messages=ask("What is Amazon ECS?"),
+                                       temperature=0)
+    assert done.choices[0].message.content == "Amazon ECS runs and scales containers on AWS."
+    assert (done.choices[0].finish_reason, done.usage.completion_tokens) == ("stop", 17)  # type: ignore[union-attr]
+
+
+def test_streamed_completion_adds_up_to_the_same_answer(oai: openai.OpenAI) -> None:
+    chunks = list(oai.chat.completions.create(model="m", messages=ask("What is Amazon ECS?"), temperature=0,
+                                              stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert text == "Amazon ECS runs and scales containers on AWS."
+    assert finish == ["stop"]
+
+
+def test_stop_string_cuts_the_answer(oai: openai.OpenAI) -> None:
+    done = oai.chat.completions.create(model="m", messages=ask("What is Amazon S3?"), temperature=0,
+                                       stop=["object"])
+    assert done.choices[0].message.content == "Amazon S3 is "
+    assert done.choices[0].finish_reason == "stop"
+
+
+def test_max_tokens_ends_with_length(oai: openai.OpenAI) -> None:
+    done = oai.chat.completions.create(model="m", messages=ask("What is AWS EC2?"), temperature=0, max_tokens=3)
+    assert (done.choices[0].finish_reason, done.usage.completion_tokens) == ("length", 3)  # type: ignore[union-attr]
+
+
+def test_same_seed_same_sampled_answer(oai: openai.OpenAI) -> None:
+    def sample() -> str | None:
+        return oai.chat.completions.create(model="m", messages=ask("What is AWS Lambda?"), temperature=1.5,
+                                           top_p=1.0, seed=11, max_tokens=20).choices[0].message.content
+
+    assert sample() == sample()
+
+
+def test_errors_take_openai_shape(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.UnprocessableEntityError) as caught:
+        oai.chat.completions.create(model="m", messages=[{"role": "assistant", "content": "hello"}])
+    assert caught.value.body == {"message": "messages: the last message must be a non-empty user message",
+                                 "type": "invalid_request_error", "param": None, "code": "validation"}
+
+
+@pytest.fixture(scope="module")
+def service(int8_dir: Path) -> Iterator[Service]:
+    loaded = Service.load(load_settings(env_file=None, model_dir=int8_dir, max_input_tokens=60), Drain(), Metrics())
+    yield loaded
+    loaded.close()
+
+
+def test_earlier_turns_go_before_the_question(service: Service) -> None:
+    ids = build_prompt(service, [Message(role="user", content="Hi"), Message(role="assistant", content="Hello"),
+                                 Message(role="user", content="What is AWS EC2?")])
+    assert ids == service.codec.encode(
+        "Conversation so far:\nuser: Hi\nassistant: Hello\n\n"
+        "Answer this question about cloud computing: What is AWS EC2?")
+
+
+def test_oldest_turns_are_dropped_to_fit_the_token_limit(service: Service) -> None:
+    ids = build_prompt(service, [Message(role="user", content="cloud " * 50),
+                                 Message(role="assistant", content="Yes"),
+                                 Message(role="user", content="What is AWS EC2?")])
+    assert ids == service.codec.encode(
+        "Conversation so far:\nassistant: Yes\n\nAnswer this question about cloud computing: What is AWS EC2?")
