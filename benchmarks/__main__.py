@@ -10,8 +10,10 @@ import argparse
 import importlib
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
+from benchmarks import common
 from benchmarks.common import fmt, log, md_table, resolve_model, run_meta, write_results
 
 SUITES = ("decode", "coldstart", "memory", "footprint", "load")
@@ -27,6 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help="flan-t5-small's architecture with random weights, built locally (the default)")
     parser.add_argument("--quick", action="store_true", help="few repeats and tokens: a smoke run for CI")
     parser.add_argument("--skip-venv", action="store_true", help="footprint: report model bytes only")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="directory for the reports (default: benchmarks/results)")
     parser.add_argument("--threads", type=int, default=None,
                         help="decode: threads for PyTorch and ONNX Runtime (default: usable cores)")
     return parser.parse_args(argv)
@@ -41,6 +45,8 @@ def run_suite(name: str, choice: Any, args: argparse.Namespace) -> dict[str, flo
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.results:
+        common.RESULTS_DIR = args.results
     # footprint --skip-venv only reads manifests, but it still needs the exported dirs: resolve in every case.
     choice = resolve_model(args.model, args.random_weights)
     if args.suite != "all":

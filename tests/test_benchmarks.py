@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,11 +14,12 @@ from tests.conftest import ROOT
 
 
 @pytest.mark.slow
-def test_decode_benchmark_runs_and_states_its_model() -> None:
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "decode", "--random-weights", "--quick"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=1200, env={**os.environ, "PYTHONPATH": str(ROOT)})
+def test_decode_benchmark_runs_and_states_its_model(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "decode", "--random-weights", "--quick",
+                           "--results", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=1200,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads((ROOT / "benchmarks" / "results" / "decode-quick.json").read_text())
+    report = json.loads((tmp_path / "decode-quick.json").read_text())
     engines = {name.split(" ")[0] for name in report["results"]["batches"]["1"]}
     assert {"pytorch-fp32", "onnx-fp32", "onnx-int8", "ctranslate2-int8"} <= engines
     assert report["meta"]["model"]["label"] == "random-weights flan-t5-small architecture"
