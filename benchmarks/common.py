@@ -192,5 +192,5 @@ def write_results(suite: str, meta: dict[str, Any], data: dict[str, Any], body_m
         fig.savefig(paths["png"], dpi=110, bbox_inches="tight")
         md += f"\n![{suite}]({paths['png'].name})\n"
     paths["md"].write_text(md)
-    log(f"wrote {', '.join(str(p.relative_to(ROOT)) for p in paths.values())}")
+    log(f"wrote {', '.join(str(p) for p in paths.values())}")
     return paths
