@@ -23,7 +23,7 @@ from server.gate import admit, check_request, read_body
 from server.sampling import SamplingParams
 from server.schemas import MAX_SEED, parse_body
 from server.service import Service
-from server.streaming import Generation
+from server.streaming import Generation, collect
 
 FINISH = {"eos": "stop", "stop": "stop", "length": "length"}
 
@@ -114,7 +114,11 @@ async def chat_completions(request: Request) -> Response:
         return StreamingResponse(_chunks(service, generation, head, len(ids)), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
     try:
-        answer = "".join([piece async for piece in generation.pieces()])
+        answer = await collect(generation, request)
+    except APIError as exc:
+        if exc.error_type in {"cancelled", "timeout"}:
+            service.metrics.cancelled.labels(exc.error_type).inc()
+        raise
     finally:
         service.drain.leave()
     return JSONResponse({**head, "object": "chat.completion", "choices": [{

@@ -12,6 +12,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from starlette.requests import Request
+
 from server.batcher import GenerationError, Job
 from server.errors import APIError
 from server.text import TextCodec, TextStream
@@ -84,6 +86,26 @@ class Generation:
         finally:
             if self.finish_reason is None or self.finish_reason == "stop":
                 self.job.cancelled = True  # disconnect, deadline, error or stop string: free the slot
+
+
+async def collect(generation: Generation, request: Request, poll: float = 0.05) -> str:
+    """The whole answer; a client that goes away meanwhile stops the generation (499)."""
+    pieces: list[str] = []
+
+    async def read() -> None:
+        async for piece in generation.pieces():
+            pieces.append(piece)
+
+    reader = asyncio.ensure_future(read())
+    try:
+        while not reader.done():
+            await asyncio.wait({reader}, timeout=poll)
+            if not reader.done() and await request.is_disconnected():
+                raise APIError(499, "client closed the connection", "cancelled")
+    finally:
+        reader.cancel()  # a no-op once read() is done; otherwise Generation frees the slot
+    reader.result()  # re-raises the generation's own error, if any
+    return "".join(pieces)
 
 
 def sse(event: str, data: dict[str, Any]) -> str:

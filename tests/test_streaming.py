@@ -67,7 +67,9 @@ def test_a_stream_client_that_leaves_stops_its_generation(talker: str) -> None:
     while metric(talker, 'iscoolgpt_cancelled_requests_total{reason="cancelled"}') == before:
         assert time.monotonic() < deadline, "the generation was not stopped"
         time.sleep(0.05)
-    assert metric(talker, "iscoolgpt_batch_active") == 0
+    while metric(talker, "iscoolgpt_batch_active") > 0:  # the row leaves at the batcher's next step
+        assert time.monotonic() < deadline, "the batch slot was not freed"
+        time.sleep(0.01)
 
 
 def test_text_stream_never_hands_out_half_a_character(int8_dir: Path) -> None:
