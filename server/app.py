@@ -24,7 +24,6 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server import openai_api, prompt
-from server.batcher import GenerationError, Job, Result
 from server.drain import Drain
 from server.errors import HANDLERS, APIError
 from server.gate import admit, check_request, encode_prompt, read_body
@@ -33,10 +32,9 @@ from server.openapi import openapi_schema
 from server.schemas import ChatResponse, Usage, parse_chat, sampling_params
 from server.service import Service
 from server.settings import Settings, load_settings
-from server.streaming import Generation, sse
+from server.streaming import Generation, collect, sse
 
 STATIC = Path(__file__).parent / "static"  # the chat page and Swagger UI's assets: no CDN at run time
-_POLL = 0.05  # seconds between checks for a vanished client or a passed deadline
 
 
 def _service(request: Request) -> Service:
@@ -69,25 +67,6 @@ async def openapi(request: Request) -> JSONResponse:
     return JSONResponse(openapi_schema(_service(request).settings))
 
 
-async def _wait(request: Request, job: Job, timeout: float) -> Result:
-    """The job's result; a vanished client or a passed deadline cancels it and frees its batch slot."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        try:
-            return await asyncio.wait_for(asyncio.shield(job.future), timeout=_POLL)
-        except TimeoutError:
-            if await request.is_disconnected():
-                job.cancelled = True
-                raise APIError(499, "client closed the connection", "cancelled") from None
-            if loop.time() >= deadline:
-                job.cancelled = True
-                raise APIError(504, f"no answer within {timeout:g} s", "timeout") from None
-        except asyncio.CancelledError:
-            job.cancelled = True
-            raise
-
-
 async def chat(request: Request) -> Response:
     """Answer one cloud question, whole or streamed."""
     service = _service(request)
@@ -95,24 +74,23 @@ async def chat(request: Request) -> Response:
     check_request(request, service)
     body = parse_chat(await read_body(request, settings.max_body_bytes), settings)
     prompt_ids = encode_prompt(service, prompt.render(settings.prompt_template, body.question))
-    job = admit(service, prompt_ids, sampling_params(body, settings), stream=body.stream)
+    job = admit(service, prompt_ids, sampling_params(body, settings), stream=True)
+    generation = Generation(job, service.codec, settings.request_timeout)
     if body.stream:
-        events = _chat_events(service, job, body.question, prompt_ids, request.state.log)
+        events = _chat_events(service, generation, body.question, prompt_ids, request.state.log)
         return StreamingResponse(events, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     try:
-        result = await _wait(request, job, settings.request_timeout)
-    except GenerationError as exc:
-        raise APIError(500, str(exc), "generation") from None
+        answer = await collect(generation, request)
     except APIError as exc:
-        if exc.error_type in {"cancelled", "timeout"}:
-            service.metrics.cancelled.labels(exc.error_type).inc()
+        service.count_abandoned(exc)
         raise
     finally:
         service.drain.leave()
+    result = job.future.result()
     service.record(request.state.log, body.question, len(prompt_ids), result)
     response = ChatResponse(
-        answer=service.codec.decode(result.tokens),
+        answer=answer,
         model=service.model_name,
         finish_reason=result.finish_reason,
         usage=Usage(prompt_tokens=len(prompt_ids), completion_tokens=len(result.tokens)),
@@ -120,21 +98,19 @@ async def chat(request: Request) -> Response:
     return JSONResponse(response.model_dump())
 
 
-async def _chat_events(service: Service, job: Job, question: str, prompt_ids: list[int],
+async def _chat_events(service: Service, generation: Generation, question: str, prompt_ids: list[int],
                        fields: dict[str, Any]) -> AsyncIterator[str]:
     """SSE: a ``token`` event per piece, then ``done`` with the whole answer, or ``error``."""
-    generation = Generation(job, service.codec, service.settings.request_timeout)
     try:
         async for piece in generation.pieces():
             yield sse("token", {"text": piece})
-        service.record(fields, question, len(prompt_ids), job.future.result())
+        service.record(fields, question, len(prompt_ids), generation.job.future.result())
         yield sse("done", {"answer": generation.shown, "model": service.model_name,
                            "finish_reason": generation.finish_reason,
                            "usage": {"prompt_tokens": len(prompt_ids),
                                      "completion_tokens": generation.completion_tokens}})
     except APIError as exc:  # the status line is gone already: the error travels in the stream
-        if exc.error_type == "timeout":
-            service.metrics.cancelled.labels("timeout").inc()
+        service.count_abandoned(exc)
         yield sse("error", {"error": exc.message, "error_type": exc.error_type})
     except asyncio.CancelledError:  # the client went away: Generation freed the slot
         service.metrics.cancelled.labels("cancelled").inc()

@@ -116,8 +116,7 @@ async def chat_completions(request: Request) -> Response:
     try:
         answer = await collect(generation, request)
     except APIError as exc:
-        if exc.error_type in {"cancelled", "timeout"}:
-            service.metrics.cancelled.labels(exc.error_type).inc()
+        service.count_abandoned(exc)
         raise
     finally:
         service.drain.leave()

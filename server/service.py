@@ -11,6 +11,7 @@ from server.auth import load_keys
 from server.batcher import Batcher, Result
 from server.drain import Drain
 from server.engine import Engine
+from server.errors import APIError
 from server.observability import Metrics
 from server.serving_dir import ServingDir, open_serving_dir
 from server.settings import Settings
@@ -67,6 +68,11 @@ class Service:
                       batch_size=result.batch_size, finish_reason=result.finish_reason)
         if self.settings.log_questions:
             fields["question"] = question
+
+    def count_abandoned(self, exc: APIError) -> None:
+        """Count a generation stopped early because its client left or its deadline passed."""
+        if exc.error_type in {"cancelled", "timeout"}:
+            self.metrics.cancelled.labels(exc.error_type).inc()
 
     def close(self) -> None:
         self.batcher.stop()
