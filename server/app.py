@@ -26,13 +26,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from server import openai_api, prompt
 from server.drain import Drain
 from server.errors import HANDLERS, APIError
-from server.gate import admit, check_request, encode_prompt, read_body
+from server.gate import admit, check_request, complete, encode_prompt, read_body
 from server.observability import Metrics, RequestLogMiddleware
 from server.openapi import openapi_schema
 from server.schemas import ChatResponse, Usage, parse_chat, sampling_params
 from server.service import Service
 from server.settings import Settings, load_settings
-from server.streaming import Generation, collect, sse
+from server.streaming import Generation, sse
 
 STATIC = Path(__file__).parent / "static"  # the chat page and Swagger UI's assets: no CDN at run time
 
@@ -80,13 +80,7 @@ async def chat(request: Request) -> Response:
         events = _chat_events(service, generation, body.question, prompt_ids, request.state.log)
         return StreamingResponse(events, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    try:
-        answer = await collect(generation, request)
-    except APIError as exc:
-        service.count_abandoned(exc)
-        raise
-    finally:
-        service.drain.leave()
+    answer = await complete(service, generation, request)
     result = job.future.result()
     service.record(request.state.log, body.question, len(prompt_ids), result)
     response = ChatResponse(

@@ -1,4 +1,5 @@
-"""Admission of a generation request: key, content type, body size, prompt length, drain and queue.
+"""Admission of a generation request (key, content type, body size, prompt length, drain, queue),
+and its release once answered.
 
 Shared by ``/chat/`` and ``/v1/chat/completions`` so both refuse the same things the same way.
 """
@@ -13,6 +14,7 @@ from server.drain import Draining
 from server.errors import APIError
 from server.sampling import SamplingParams
 from server.service import Service
+from server.streaming import Generation, collect
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -57,3 +59,14 @@ def admit(service: Service, prompt_ids: list[int], params: SamplingParams, strea
     except QueueFull as exc:
         service.drain.leave()
         raise APIError(503, f"overloaded: {exc}", "overloaded", {"Retry-After": "1"}) from None
+
+
+async def complete(service: Service, generation: Generation, request: Request) -> str:
+    """The whole answer of an admitted request; its place in the drain count is always given back."""
+    try:
+        return await collect(generation, request)
+    except APIError as exc:
+        service.count_abandoned(exc)
+        raise
+    finally:
+        service.drain.leave()

@@ -19,11 +19,11 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from server import prompt
 from server.errors import APIError, openai_error_body
-from server.gate import admit, check_request, read_body
+from server.gate import admit, check_request, complete, read_body
 from server.sampling import SamplingParams
 from server.schemas import MAX_SEED, parse_body
 from server.service import Service
-from server.streaming import Generation, collect
+from server.streaming import Generation
 
 FINISH = {"eos": "stop", "stop": "stop", "length": "length"}
 
@@ -113,13 +113,7 @@ async def chat_completions(request: Request) -> Response:
     if body.stream:
         return StreamingResponse(_chunks(service, generation, head, len(ids)), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
-    try:
-        answer = await collect(generation, request)
-    except APIError as exc:
-        service.count_abandoned(exc)
-        raise
-    finally:
-        service.drain.leave()
+    answer = await complete(service, generation, request)
     return JSONResponse({**head, "object": "chat.completion", "choices": [{
         "index": 0, "message": {"role": "assistant", "content": answer},
         "finish_reason": FINISH[generation.finish_reason or "stop"]}],

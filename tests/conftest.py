@@ -158,3 +158,24 @@ def metric(url: str, name: str) -> float:
     text = httpx.get(f"{url}/metrics").text
     found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
+
+
+def hang_up_mid_generation(url: str, path: str, body: bytes) -> None:
+    """Send a request on a raw socket and close it once the server is generating for it."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
+        while metric(url, "iscoolgpt_batch_active") == 0:
+            time.sleep(0.01)
+
+
+def assert_generation_stopped(url: str, cancelled_before: float) -> None:
+    """The server counted the abandoned request and its row left the batch, within 5 s."""
+    deadline = time.monotonic() + 5
+    while metric(url, 'iscoolgpt_cancelled_requests_total{reason="cancelled"}') == cancelled_before:
+        assert time.monotonic() < deadline, "the generation was not stopped"
+        time.sleep(0.05)
+    while metric(url, "iscoolgpt_batch_active") > 0:  # the row leaves at the batcher's next step
+        assert time.monotonic() < deadline, "the batch slot was not freed"
+        time.sleep(0.01)

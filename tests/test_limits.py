@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import socket
-import time
-
 import httpx
 
-from tests.conftest import metric
+from tests.conftest import assert_generation_stopped, hang_up_mid_generation, metric
 
 
 def test_body_over_the_limit_gets_413(talker: str) -> None:
@@ -32,37 +29,17 @@ def test_an_answer_past_the_deadline_gets_504(impatient: str) -> None:
     assert metric(impatient, 'iscoolgpt_cancelled_requests_total{reason="timeout"}') >= 1
 
 
+CANCELLED = 'iscoolgpt_cancelled_requests_total{reason="cancelled"}'
+
+
 def test_a_client_that_leaves_frees_its_batch_slot(talker: str) -> None:
-    before = metric(talker, 'iscoolgpt_cancelled_requests_total{reason="cancelled"}')
-    host, port = talker.removeprefix("http://").split(":")
-    body = b'{"question": "hi", "max_new_tokens": 2048, "temperature": 0}'
-    with socket.create_connection((host, int(port))) as sock:
-        sock.sendall(b"POST /chat/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        while metric(talker, "iscoolgpt_batch_active") == 0:  # wait until generation is under way
-            time.sleep(0.01)
-    deadline = time.monotonic() + 5
-    while metric(talker, 'iscoolgpt_cancelled_requests_total{reason="cancelled"}') == before:
-        assert time.monotonic() < deadline, "the slot was not freed"
-        time.sleep(0.05)
-    while metric(talker, "iscoolgpt_batch_active") > 0:  # the row leaves at the batcher's next step
-        assert time.monotonic() < deadline, "the batch slot was not freed"
-        time.sleep(0.01)
+    before = metric(talker, CANCELLED)
+    hang_up_mid_generation(talker, "/chat/", b'{"question": "hi", "max_new_tokens": 2048, "temperature": 0}')
+    assert_generation_stopped(talker, before)
 
 
 def test_an_openai_client_that_leaves_frees_its_batch_slot(talker: str) -> None:
-    before = metric(talker, 'iscoolgpt_cancelled_requests_total{reason="cancelled"}')
-    host, port = talker.removeprefix("http://").split(":")
-    body = b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2048, "temperature": 0}'
-    with socket.create_connection((host, int(port))) as sock:
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        while metric(talker, "iscoolgpt_batch_active") == 0:  # wait until generation is under way
-            time.sleep(0.01)
-    deadline = time.monotonic() + 5
-    while metric(talker, 'iscoolgpt_cancelled_requests_total{reason="cancelled"}') == before:
-        assert time.monotonic() < deadline, "the generation was not stopped"
-        time.sleep(0.05)
-    while metric(talker, "iscoolgpt_batch_active") > 0:  # the row leaves at the batcher's next step
-        assert time.monotonic() < deadline, "the batch slot was not freed"
-        time.sleep(0.01)
+    before = metric(talker, CANCELLED)
+    hang_up_mid_generation(talker, "/v1/chat/completions",
+                           b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2048, "temperature": 0}')
+    assert_generation_stopped(talker, before)

@@ -12,7 +12,7 @@ import pytest
 
 from server.streaming import StopWatcher
 from server.text import TextCodec, TextStream
-from tests.conftest import metric
+from tests.conftest import assert_generation_stopped, metric
 
 
 def events(response: httpx.Response) -> Iterator[tuple[str, dict[str, object], float]]:
@@ -63,13 +63,7 @@ def test_a_stream_client_that_leaves_stops_its_generation(talker: str) -> None:
     with httpx.stream("POST", f"{talker}/chat/", timeout=60, json={
             "question": "hi", "max_new_tokens": 2048, "temperature": 0, "stream": True}) as response:
         next(events(response))  # one piece, then hang up
-    deadline = time.monotonic() + 5
-    while metric(talker, 'iscoolgpt_cancelled_requests_total{reason="cancelled"}') == before:
-        assert time.monotonic() < deadline, "the generation was not stopped"
-        time.sleep(0.05)
-    while metric(talker, "iscoolgpt_batch_active") > 0:  # the row leaves at the batcher's next step
-        assert time.monotonic() < deadline, "the batch slot was not freed"
-        time.sleep(0.01)
+    assert_generation_stopped(talker, before)
 
 
 def test_text_stream_never_hands_out_half_a_character(int8_dir: Path) -> None:
