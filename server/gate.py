@@ -6,7 +6,7 @@ Shared by ``/chat/`` and ``/v1/chat/completions`` so both refuse the same things
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from server.auth import authorized
 from server.batcher import Job, QueueFull
@@ -23,10 +23,13 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise APIError(413, f"body larger than {limit} bytes", "validation")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise APIError(413, f"body larger than {limit} bytes", "validation")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise APIError(413, f"body larger than {limit} bytes", "validation")
+    except ClientDisconnect:  # gone before the body arrived: nobody to answer, nothing to log as a failure
+        raise APIError(499, "client closed the connection", "cancelled") from None
     return bytes(body)
 
 
