@@ -79,11 +79,6 @@ def fp32_engine(fp32_serving: ServingDir) -> Engine:
 
 
 @pytest.fixture(scope="session")
-def int8_engine(int8_serving: ServingDir) -> Engine:
-    return Engine(int8_serving, num_threads=1)
-
-
-@pytest.fixture(scope="session")
 def codec(int8_serving: ServingDir) -> TextCodec:
     return TextCodec(int8_serving.file("tokenizer.json"), clean_up=True)
 
