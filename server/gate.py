@@ -42,15 +42,6 @@ def check_request(request: Request, service: Service) -> None:
         raise APIError(415, f"content type must be application/json, not {media or 'empty'}", "validation")
 
 
-def encode_prompt(service: Service, text: str) -> list[int]:
-    """Token ids of a rendered prompt, refused with 422 past the encoder's limit."""
-    ids = service.codec.encode(text)
-    if len(ids) > service.settings.max_input_tokens:
-        raise APIError(422, f"question: {len(ids)} tokens with the prompt, "
-                            f"more than the limit of {service.settings.max_input_tokens}", "validation")
-    return ids
-
-
 def admit(service: Service, prompt_ids: list[int], params: SamplingParams, stream: bool) -> Job:
     """Count the request in flight and queue it; the caller must ``service.drain.leave()`` after."""
     try:

@@ -23,6 +23,7 @@ log = logging.getLogger("iscoolgpt.access")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 1)
 _TOKEN_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1)
 
 
@@ -45,6 +46,8 @@ class Metrics:
         self.tokens = Counter("iscoolgpt_generated_tokens", "Tokens generated", registry=r)
         self.time_per_token = Histogram("iscoolgpt_time_per_token_seconds", "Decode time per generated token",
                                         buckets=_TOKEN_BUCKETS, registry=r)
+        self.retrieval_seconds = Histogram("iscoolgpt_retrieval_seconds", "Knowledge base search per question",
+                                           buckets=_STAGE_BUCKETS, registry=r)
         self.cancelled = Counter("iscoolgpt_cancelled_requests", "Requests whose client left or timed out",
                                  ["reason"], registry=r)
 
@@ -52,7 +55,8 @@ class Metrics:
 def _route(scope: Scope) -> str:
     # Label by known routes only: a label per arbitrary path would let clients grow the series without bound.
     path = scope.get("path", "")
-    known = {"/health", "/chat/", "/chat", "/metrics", "/v1/chat/completions", "/v1/models", "/", "/docs"}
+    known = {"/health", "/chat/", "/chat", "/metrics", "/v1/chat/completions", "/v1/models", "/v1/embeddings",
+             "/search", "/", "/docs"}
     return path if path in known else "other"
 
 

@@ -1,8 +1,11 @@
 """OpenAI-compatible routes: ``POST /v1/chat/completions`` (plain and streamed) and ``GET /v1/models``.
 
-Messages map onto the one prompt template: the last user message is the
-question, earlier turns go before it as context, oldest dropped first until
-the prompt fits the encoder's token limit.
+Messages map onto the answer pipeline: the last user message is the question
+(and what retrieval searches for), earlier turns go before it as context,
+within the budget :mod:`server.prompt` sets. Grounding works as on ``/chat/``:
+``grounded`` and ``k`` are accepted as extra body fields, and the sources come
+back in the extension field ``sources`` (of the completion, or of the chunk
+that carries ``finish_reason``).
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from server import prompt
+from server import pipeline
 from server.errors import APIError, openai_error_body
 from server.gate import admit, check_request, complete, read_body
+from server.pipeline import Ask, Prepared
 from server.sampling import SamplingParams
-from server.schemas import MAX_SEED, parse_body
+from server.schemas import MAX_SEED, check_k, parse_body
 from server.service import Service
 from server.streaming import Generation
 
@@ -55,6 +59,8 @@ class CompletionRequest(BaseModel):
     stop: str | list[str] | None = None
     stream: bool = False
     n: int = Field(1, ge=1, le=1)
+    grounded: bool | None = None  # extension: as on /chat/
+    k: int | None = Field(None, ge=1)  # extension: passages to retrieve
 
     @field_validator("stop")
     @classmethod
@@ -67,23 +73,13 @@ class CompletionRequest(BaseModel):
         return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
 
 
-def build_prompt(service: Service, messages: list[Message]) -> list[int]:
-    """Token ids of the last user message in the template, with as much earlier context as fits."""
+def to_ask(body: CompletionRequest) -> Ask:
+    """The last user message is the question; earlier turns are context, oldest first."""
+    messages = body.messages
     if messages[-1].role != "user" or not messages[-1].text().strip():
         raise APIError(422, "messages: the last message must be a non-empty user message", "validation")
-    question = prompt.render(service.settings.prompt_template, messages[-1].text())
-    turns = [f"{m.role}: {m.text().strip()}" for m in messages[:-1] if m.text().strip()]
-    limit = service.settings.max_input_tokens
-    while True:
-        context = "Conversation so far:\n" + "\n".join(turns) + "\n\n" if turns else ""
-        ids = service.codec.encode(context + question)
-        if len(ids) <= limit or not turns:
-            break
-        turns.pop(0)  # the oldest turn goes first
-    if len(ids) > limit:
-        raise APIError(422, f"messages: the last message is {len(ids)} tokens with the prompt, "
-                            f"more than the limit of {limit}", "validation")
-    return ids
+    turns = tuple(f"{m.role}: {m.text().strip()}" for m in messages[:-1] if m.text().strip())
+    return Ask(messages[-1].text(), grounded=body.grounded, k=body.k, turns=turns, field="messages")
 
 
 def _params(body: CompletionRequest, service: Service) -> SamplingParams:
@@ -98,26 +94,38 @@ def _params(body: CompletionRequest, service: Service) -> SamplingParams:
 
 async def models(request: Request) -> JSONResponse:
     service: Service = request.state.service
+    names = [service.model_name, *([service.embedder_name] if service.embedder_name else [])]
     return JSONResponse({"object": "list", "data": [
-        {"id": service.model_name, "object": "model", "created": 0, "owned_by": "iscoolgpt"}]})
+        {"id": name, "object": "model", "created": 0, "owned_by": "iscoolgpt"} for name in names]})
 
 
 async def chat_completions(request: Request) -> Response:
     service: Service = request.state.service
     check_request(request, service)
     body = parse_body(await read_body(request, service.settings.max_body_bytes), CompletionRequest)
-    ids = build_prompt(service, body.messages)
-    job = admit(service, ids, _params(body, service), stream=True)
+    check_k(body.k, service.settings)
+    ask = to_ask(body)
+    prepared = await pipeline.prepare(service, ask)
+    job = admit(service, prepared.prompt_ids, _params(body, service), stream=True)
     generation = Generation(job, service.codec, service.settings.request_timeout, body.stops())
     head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": service.model_name}
     if body.stream:
-        return StreamingResponse(_chunks(service, generation, head, len(ids)), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+        chunks = _chunks(service, generation, head, ask, prepared, request.state.log)
+        return StreamingResponse(chunks, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     answer = await complete(service, generation, request)
+    _record(service, request.state.log, ask, prepared, generation)
     return JSONResponse({**head, "object": "chat.completion", "choices": [{
         "index": 0, "message": {"role": "assistant", "content": answer},
         "finish_reason": FINISH[generation.finish_reason or "stop"]}],
-        "usage": _usage(len(ids), generation.completion_tokens)})
+        "usage": _usage(len(prepared.prompt_ids), generation.completion_tokens),
+        "sources": prepared.sources_json()})
+
+
+def _record(service: Service, fields: dict[str, Any], ask: Ask, prepared: Prepared, generation: Generation) -> None:
+    """Record the answer; one cut short by a stop string has no batcher result to record."""
+    if generation.job.future.done() and not generation.job.future.cancelled() \
+            and generation.job.future.exception() is None:
+        pipeline.record(service, fields, ask, prepared, generation.job.future.result())
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -125,22 +133,23 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
-async def _chunks(service: Service, generation: Generation, head: dict[str, Any],
-                  prompt_tokens: int) -> AsyncIterator[str]:
+async def _chunks(service: Service, generation: Generation, head: dict[str, Any], ask: Ask, prepared: Prepared,
+                  fields: dict[str, Any]) -> AsyncIterator[str]:
     """``data: {chunk}`` lines as OpenAI streams them, ending with ``data: [DONE]``."""
 
-    def chunk(delta: dict[str, str], finish: str | None = None) -> str:
+    def chunk(delta: dict[str, str], finish: str | None = None, **extra: Any) -> str:
         payload = {**head, "object": "chat.completion.chunk",
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
         return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
     try:
         yield chunk({"role": "assistant", "content": ""})
         async for piece in generation.pieces():
             yield chunk({"content": piece})
-        yield chunk({}, FINISH[generation.finish_reason or "stop"])
+        _record(service, fields, ask, prepared, generation)
+        yield chunk({}, FINISH[generation.finish_reason or "stop"], sources=prepared.sources_json())
         usage = {**head, "object": "chat.completion.chunk", "choices": [],
-                 "usage": _usage(prompt_tokens, generation.completion_tokens)}
+                 "usage": _usage(len(prepared.prompt_ids), generation.completion_tokens)}
         yield f"data: {json.dumps(usage)}\n\n"
     except APIError as exc:
         yield f"data: {json.dumps(openai_error_body(exc.status, exc.message, exc.error_type))}\n\n"

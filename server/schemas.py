@@ -26,13 +26,42 @@ class ChatRequest(BaseModel):
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     stream: bool = False  # answer as Server-Sent Events, one per piece of text
+    grounded: bool | None = None  # answer from retrieved passages; default: when there is a knowledge base
+    k: int | None = Field(None, ge=1)  # passages to retrieve (at most RETRIEVAL_K_MAX)
 
     @field_validator("question")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("question must not be blank")
-        return value
+        return not_blank(value, "question")
+
+
+def not_blank(value: str, name: str) -> str:
+    if not value.strip():
+        raise ValueError(f"{name} must not be blank")
+    return value
+
+
+class SearchRequest(BaseModel):
+    """``POST /search``: passages of the knowledge base for a query."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    query: str = Field(min_length=1)
+    k: int | None = Field(None, ge=1)
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        return not_blank(value, "query")
+
+
+class Source(BaseModel):
+    """A passage an answer was grounded on, in rank order."""
+
+    id: str
+    title: str
+    url: str | None
+    score: float
 
 
 class Usage(BaseModel):
@@ -45,6 +74,8 @@ class ChatResponse(BaseModel):
     model: str
     finish_reason: str
     usage: Usage
+    grounded: bool
+    sources: list[Source]
 
 
 def _validation_error(message: str) -> APIError:
@@ -69,11 +100,26 @@ def parse_body(body: bytes, model: type[M]) -> M:
         raise _validation_error(f"{where}: {first['msg']}") from None
 
 
+def check_k(k: int | None, settings: Settings) -> None:
+    if k is not None and k > settings.retrieval_k_max:
+        raise _validation_error(f"k: must be at most {settings.retrieval_k_max}")
+
+
+def parse_search(body: bytes, settings: Settings) -> SearchRequest:
+    """Parse and check a /search body; raise a 422 :class:`APIError` saying what is wrong."""
+    request = parse_body(body, SearchRequest)
+    if len(request.query) > settings.max_question_chars:
+        raise _validation_error(f"query: longer than {settings.max_question_chars} characters")
+    check_k(request.k, settings)
+    return request
+
+
 def parse_chat(body: bytes, settings: Settings) -> ChatRequest:
     """Parse and check a /chat/ body; raise a 422 :class:`APIError` saying what is wrong."""
     request = parse_body(body, ChatRequest)
     if len(request.question) > settings.max_question_chars:
         raise _validation_error(f"question: longer than {settings.max_question_chars} characters")
+    check_k(request.k, settings)
     if request.max_new_tokens is not None and request.max_new_tokens > settings.max_new_tokens_limit:
         raise _validation_error(f"max_new_tokens: must be at most {settings.max_new_tokens_limit}")
     return request

@@ -13,6 +13,7 @@ from server.drain import Drain
 from server.engine import Engine
 from server.errors import APIError
 from server.observability import Metrics
+from server.retrieval.knowledge import KnowledgeBase
 from server.serving_dir import ServingDir, open_serving_dir
 from server.settings import Settings
 from server.text import TextCodec
@@ -32,6 +33,7 @@ class Service:
     metrics: Metrics
     api_keys: tuple[bytes, ...]  # SHA-256 digests only
     model_name: str
+    knowledge: KnowledgeBase | None  # None: the serving directory has no knowledge base; answers are ungrounded
 
     @classmethod
     def load(cls, settings: Settings, drain: Drain, metrics: Metrics) -> Service:
@@ -50,10 +52,21 @@ class Service:
             log.warning("MODEL_NAME=%s but %s was exported from %s",
                         settings.model_name, settings.model_dir, serving.source_model)
         keys = load_keys(settings.api_keys, settings.api_keys_file)
-        service = cls(settings, serving, codec, batcher, drain, metrics, keys, name)
-        log.info("loaded %s from %s (%s) in %.2fs; %d API key(s)", name, settings.model_dir,
-                 serving.manifest.get("precision"), time.perf_counter() - began, len(keys))
+        # The knowledge base and its embedder: loaded now, so no request ever waits for them.
+        knowledge = (KnowledgeBase.load(serving.path, serving.manifest["embedder"], settings.embed_threads)
+                     if serving.has_knowledge else None)
+        service = cls(settings, serving, codec, batcher, drain, metrics, keys, name, knowledge)
+        log.info("loaded %s from %s (%s) in %.2fs; %s; %d API key(s)", name, settings.model_dir,
+                 serving.manifest.get("precision"), time.perf_counter() - began,
+                 f"knowledge base of {len(knowledge.passages)} passages" if knowledge else "no knowledge base",
+                 len(keys))
         return service
+
+    @property
+    def embedder_name(self) -> str | None:
+        """The embedding model's name, as /v1/embeddings and /v1/models report it."""
+        section = self.serving.manifest.get("embedder")
+        return str(section.get("name") or section["source"]) if section else None
 
     def record(self, fields: dict[str, Any], question: str, prompt_tokens: int, result: Result) -> None:
         """Put a finished request into the metrics and its log line."""

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from server.prompt import DEFAULT_TEMPLATE, check_template
+from server.prompt import DEFAULT_GROUNDED_TEMPLATE, DEFAULT_TEMPLATE, check_grounded_template, check_template
 
 
 class SettingsError(Exception):
@@ -63,6 +63,16 @@ class Settings(BaseSettings):
     log_questions: bool = False
     # Text around the question; must hold `{question}` once.
     prompt_template: str = DEFAULT_TEMPLATE
+    # Text around the retrieved passages and the question, for grounded answers;
+    # must hold `{context}` and `{question}` once each.
+    grounded_template: str = DEFAULT_GROUNDED_TEMPLATE
+    # Passages retrieved per grounded question by default, and the most a request may ask for.
+    retrieval_k: int = Field(3, ge=1, le=50)
+    retrieval_k_max: int = Field(10, ge=1, le=50)
+    # ONNX Runtime threads of the query embedder (the generator keeps the rest of the cores).
+    embed_threads: int = Field(1, ge=0, le=64)
+    # Most texts one /v1/embeddings request may send.
+    max_embedding_inputs: int = Field(64, ge=1, le=2048)
     # Check every file's sha256 against the manifest at start-up.
     verify_checksums: bool = True
     # Where `python -m server` listens.
@@ -81,6 +91,17 @@ class Settings(BaseSettings):
     @classmethod
     def _template_has_question(cls, value: str) -> str:
         return check_template(value)
+
+    @field_validator("grounded_template")
+    @classmethod
+    def _grounded_has_context_and_question(cls, value: str) -> str:
+        return check_grounded_template(value)
+
+    @model_validator(mode="after")
+    def _k_within_limit(self) -> Settings:
+        if self.retrieval_k > self.retrieval_k_max:
+            raise ValueError(f"RETRIEVAL_K ({self.retrieval_k}) is above RETRIEVAL_K_MAX ({self.retrieval_k_max})")
+        return self
 
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:

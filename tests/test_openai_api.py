@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pytest
 
 from server.drain import Drain
 from server.observability import Metrics
-from server.openai_api import Message, build_prompt
+from server.openai_api import CompletionRequest, to_ask
+from server.pipeline import prepare
 from server.service import Service
 from server.settings import load_settings
 
@@ -79,17 +81,22 @@ def service(int8_dir: Path) -> Iterator[Service]:
     loaded.close()
 
 
+def prompt_ids(service: Service, messages: list[dict[str, str]]) -> list[int]:
+    """The prompt the pipeline builds for these messages."""
+    ask = to_ask(CompletionRequest.model_validate({"messages": messages}))
+    return asyncio.run(prepare(service, ask)).prompt_ids
+
+
 def test_earlier_turns_go_before_the_question(service: Service) -> None:
-    ids = build_prompt(service, [Message(role="user", content="Hi"), Message(role="assistant", content="Hello"),
-                                 Message(role="user", content="What is AWS EC2?")])
+    ids = prompt_ids(service, [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
+                               {"role": "user", "content": "What is AWS EC2?"}])
     assert ids == service.codec.encode(
         "Conversation so far:\nuser: Hi\nassistant: Hello\n\n"
         "Answer this question about cloud computing: What is AWS EC2?")
 
 
 def test_oldest_turns_are_dropped_to_fit_the_token_limit(service: Service) -> None:
-    ids = build_prompt(service, [Message(role="user", content="cloud " * 50),
-                                 Message(role="assistant", content="Yes"),
-                                 Message(role="user", content="What is AWS EC2?")])
+    ids = prompt_ids(service, [{"role": "user", "content": "cloud " * 50}, {"role": "assistant", "content": "Yes"},
+                               {"role": "user", "content": "What is AWS EC2?"}])
     assert ids == service.codec.encode(
         "Conversation so far:\nassistant: Yes\n\nAnswer this question about cloud computing: What is AWS EC2?")

@@ -1,0 +1,91 @@
+"""``POST /search`` and ``POST /v1/embeddings`` over HTTP, with the official ``openai`` client too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import numpy as np
+import openai
+import pytest
+
+from server.retrieval.embedder import Embedder, EmbedderConfig
+from server.serving_dir import open_serving_dir
+
+
+def test_search_returns_passages_best_first(grounded: str) -> None:
+    response = httpx.post(f"{grounded}/search", json={"query": "Where should I keep archives for years?", "k": 2})
+    results = response.json()["results"]
+    assert response.status_code == 200
+    assert [r["id"] for r in results][:1] == ["docs/glacier-storage-classes.md#0"]
+    assert set(results[0]) == {"id", "title", "text", "url", "score"} and len(results) == 2
+
+
+def test_search_defaults_to_retrieval_k(grounded: str) -> None:
+    assert len(httpx.post(f"{grounded}/search", json={"query": "send a message"}).json()["results"]) == 3
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"query": ""}, "query: String should have at least 1 character"),
+    ({"query": "  \n "}, "query: Value error, query must not be blank"),
+    ({"query": "queue", "k": 0}, "k: Input should be greater than or equal to 1"),
+    ({"query": "queue", "k": 11}, "k: must be at most 10"),
+    ({"query": "queue", "k": "3"}, "k: Input should be a valid integer"),
+    ({"query": "q" * 4001}, "query: longer than 4000 characters"),
+    ({"query": "queue", "filter": "x"}, "filter: Extra inputs are not permitted"),
+    ({}, "query: Field required"),
+])
+def test_bad_search_requests_are_422(grounded: str, body: dict, message: str) -> None:  # type: ignore[type-arg]
+    response = httpx.post(f"{grounded}/search", json=body)
+    assert response.status_code == 422
+    assert response.json() == {"error": message, "error_type": "validation"}
+
+
+def test_search_without_a_knowledge_base_is_404(client: httpx.Client) -> None:
+    response = client.post("/search", json={"query": "queue"})
+    assert response.status_code == 404
+    assert response.json()["error_type"] == "not_found"
+
+
+@pytest.fixture(scope="module")
+def oai(grounded: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{grounded}/v1", api_key="unused", max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def embedder(grounded_dir: Path) -> Embedder:
+    serving = open_serving_dir(grounded_dir)
+    return Embedder(grounded_dir / "embedder", EmbedderConfig.from_manifest(serving.manifest["embedder"]))
+
+
+def test_openai_client_gets_the_servers_embeddings(oai: openai.OpenAI, embedder: Embedder) -> None:
+    reply = oai.embeddings.create(model="sentence-transformers/all-MiniLM-L6-v2", input=["a queue", "a bucket"])
+    got = np.array([d.embedding for d in reply.data], dtype=np.float32)
+    assert reply.model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert np.allclose(got, embedder.embed(["a queue", "a bucket"]), atol=1e-6)
+
+
+def test_float_format_and_one_string_work_too(grounded: str) -> None:
+    body = httpx.post(f"{grounded}/v1/embeddings", json={"input": "a queue", "encoding_format": "float"}).json()
+    vector = np.array(body["data"][0]["embedding"])
+    assert (len(body["data"]), vector.shape) == (1, (384,))
+    assert abs(np.linalg.norm(vector) - 1) < 1e-5 and body["usage"]["prompt_tokens"] == 4
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ({"input": []}, "validation"), ({"input": ["ok", " "]}, "validation"), ({"input": [1, 2]}, "validation"),
+    ({"input": ["x"] * 65}, "validation"), ({"input": "x", "dimensions": 12}, "validation"),
+    ({"input": "x", "encoding_format": "int8"}, "validation"),
+])
+def test_bad_embedding_requests_are_422_in_openai_shape(grounded: str, body: dict, code: str) -> None:  # type: ignore[type-arg]
+    response = httpx.post(f"{grounded}/v1/embeddings", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == code
+
+
+def test_embeddings_without_a_knowledge_base_are_404(client: httpx.Client) -> None:
+    assert client.post("/v1/embeddings", json={"input": "x"}).status_code == 404
+
+
+def test_models_lists_the_embedder_beside_the_generator(oai: openai.OpenAI) -> None:
+    assert [m.id for m in oai.models.list()] == ["google/flan-t5-small", "sentence-transformers/all-MiniLM-L6-v2"]
