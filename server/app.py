@@ -124,7 +124,7 @@ async def chat(request: Request) -> Response:
         grounded=prepared.grounded,
         sources=[Source(**source) for source in prepared.sources_json()],
     )
-    return JSONResponse(response.model_dump())
+    return JSONResponse(response.model_dump(), headers={"Server-Timing": pipeline.server_timing(prepared, result)})
 
 
 async def _chat_events(service: Service, generation: Generation, ask: Ask, prepared: Prepared,

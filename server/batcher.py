@@ -37,9 +37,10 @@ class Result:
 
     tokens: list[int]
     finish_reason: FinishReason
-    queue_seconds: float  # submit -> joined a batch
-    decode_seconds: float  # joined a batch -> finished
+    queue_seconds: float  # submit -> its prefill began
+    decode_seconds: float  # first token chosen -> finished
     batch_size: int  # largest batch the request was part of
+    prefill_seconds: float = 0.0  # the encoder run and first decoder step it shared with its joiners
 
 
 @dataclass(eq=False)
@@ -52,7 +53,8 @@ class Job:
     loop: asyncio.AbstractEventLoop
     rng: np.random.Generator
     submitted: float = field(default_factory=time.perf_counter)
-    started: float = 0.0
+    joined: float = 0.0  # its prefill began
+    started: float = 0.0  # its prefill ended
     tokens: list[int] = field(default_factory=list)
     batch_size: int = 0
     stream: asyncio.Queue[int] | None = None  # each token as it is chosen, for streaming responses
@@ -145,10 +147,11 @@ class Batcher:
             try:
                 if joiners:
                     # Newcomers share one encoder run and first step; running rows wait this one out.
+                    began = time.perf_counter()
                     logits, fresh = self.engine.prefill([j.prompt for j in joiners])
                     now = time.perf_counter()
                     for job in joiners:
-                        job.started = now
+                        job.joined, job.started = began, now
                     state = fresh if state is None else DecoderState.concat(state, fresh)
                     offset = len(active)
                     active += joiners
@@ -198,4 +201,5 @@ class Batcher:
         job.done = True
         tokens = job.tokens[:-1] if reason == "eos" else list(job.tokens)
         now = time.perf_counter()
-        job.settle(Result(tokens, reason, job.started - job.submitted, now - job.started, job.batch_size))
+        job.settle(Result(tokens, reason, job.joined - job.submitted, now - job.started, job.batch_size,
+                          job.started - job.joined))

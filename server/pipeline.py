@@ -90,3 +90,11 @@ def record(service: Service, fields: dict[str, Any], ask: Ask, prepared: Prepare
     service.record(fields, ask.question, len(prepared.prompt_ids), result)
     fields.update({k: round(v, 2) for k, v in prepared.timings.items()})
     fields.update(grounded=prepared.grounded, sources=len(prepared.sources))
+
+
+def server_timing(prepared: Prepared, result: Result) -> str:
+    """The ``Server-Timing`` header of a whole answer: what each stage took, in milliseconds."""
+    stages = {"retrieval": prepared.timings.get("retrieval_ms"), "prompt": prepared.timings.get("prompt_ms"),
+              "queue": result.queue_seconds * 1000, "prefill": result.prefill_seconds * 1000,
+              "decode": result.decode_seconds * 1000}
+    return ", ".join(f"{name};dur={ms:.2f}" for name, ms in stages.items() if ms is not None)

@@ -76,7 +76,9 @@ class Service:
         m.tokens.inc(len(result.tokens))
         if result.tokens:
             m.time_per_token.observe(result.decode_seconds / len(result.tokens))
-        fields.update(queue_ms=round(result.queue_seconds * 1000, 2), decode_ms=round(result.decode_seconds * 1000, 2),
+        fields.update(queue_ms=round(result.queue_seconds * 1000, 2),
+                      prefill_ms=round(result.prefill_seconds * 1000, 2),
+                      decode_ms=round(result.decode_seconds * 1000, 2),
                       prompt_tokens=prompt_tokens, completion_tokens=len(result.tokens),
                       batch_size=result.batch_size, finish_reason=result.finish_reason)
         if self.settings.log_questions:

@@ -111,3 +111,9 @@ def test_passages_beyond_the_token_budget_are_left_out(small_budget: Service) ->
     prepared = asyncio.run(prepare(small_budget, Ask("How do I send a message to a queue?", k=5)))
     assert len(prepared.prompt_ids) <= 140
     assert 1 <= len(prepared.sources) < 5
+
+
+def test_whole_answers_say_what_each_stage_took(grounded: str) -> None:
+    response = httpx.post(f"{grounded}/chat/", json={"question": "queue", "max_new_tokens": 2}, timeout=30)
+    stages = [part.split(";dur=")[0].strip() for part in response.headers["server-timing"].split(",")]
+    assert stages == ["retrieval", "prompt", "queue", "prefill", "decode"]
