@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from server.openai_api import CompletionRequest
-from server.schemas import ChatRequest, ChatResponse
+from server.schemas import ChatRequest, ChatResponse, SearchRequest
+from server.search_api import EmbeddingRequest
 from server.settings import Settings
 
 _ERROR = {
@@ -21,6 +22,14 @@ _OPENAI_ERROR = {
 _SSE_EVENT = {  # one Server-Sent Event: a name (token, done, error; none on /v1) and JSON data
     "type": "object",
     "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+}
+_SEARCH_RESULTS = {
+    "type": "object",
+    "required": ["results"],
+    "properties": {"results": {"type": "array", "items": {
+        "type": "object", "required": ["id", "title", "text", "url", "score"],
+        "properties": {"id": {"type": "string"}, "title": {"type": "string"}, "text": {"type": "string"},
+                       "url": {"type": ["string", "null"]}, "score": {"type": "number"}}}}},
 }
 _HEALTH = {
     "type": "object",
@@ -43,9 +52,15 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
     request["properties"]["question"]["maxLength"] = settings.max_question_chars
     request["properties"]["max_new_tokens"]["anyOf"][0]["maximum"] = settings.max_new_tokens_limit
     response = ChatResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    request["properties"]["k"]["anyOf"][0]["maximum"] = settings.retrieval_k_max
     completion = CompletionRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    search = SearchRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    search["properties"]["query"]["maxLength"] = settings.max_question_chars
+    search["properties"]["k"]["anyOf"][0]["maximum"] = settings.retrieval_k_max
+    embedding = EmbeddingRequest.model_json_schema(ref_template="#/components/schemas/{model}")
     components = {"Error": _ERROR, "Health": _HEALTH, "ChatRequest": request, "OpenAIError": _OPENAI_ERROR,
-                  "ChatResponse": response, "CompletionRequest": completion,
+                  "ChatResponse": response, "CompletionRequest": completion, "SearchRequest": search,
+                  "SearchResults": _SEARCH_RESULTS, "EmbeddingRequest": embedding,
                   **response.pop("$defs", {}), **completion.pop("$defs", {})}
     chat: dict[str, Any] = {
         "summary": "Answer a cloud-computing question",
@@ -64,9 +79,7 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
             "504": _error("No answer within the request timeout"),
         },
     }
-    if settings.api_keys or settings.api_keys_file:
-        chat["security"] = [{"bearer": []}]
-    return {
+    schema: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "IsCoolGPT", "version": "0.2.0",
                  "description": "FLAN-T5 cloud-computing answers from ONNX Runtime int8 on the CPU."},
@@ -88,7 +101,26 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
                         ("422", "Invalid request"), ("500", "Generation failed"),
                         ("503", "Queue full or shutting down"), ("504", "Request timeout"))}}}},
             "/v1/models": {"get": {"summary": "OpenAI-compatible model list", "responses": {
-                "200": _json({"type": "object"}, "The served model")}}},
+                "200": _json({"type": "object"}, "The served generator, and the embedder if there is one")}}},
+            "/search": {"post": {
+                "summary": "Passages of the knowledge base for a query (dense + BM25, fused by reciprocal rank)",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/SearchRequest"}}}},
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/SearchResults"}, "Passages, best first"),
+                    "401": _error("Missing or invalid API key"), "404": _error("No knowledge base"),
+                    "413": _error("Body too large"), "415": _error("Not JSON"),
+                    "422": _error("Invalid query or k")}}},
+            "/v1/embeddings": {"post": {
+                "summary": "OpenAI-compatible embeddings of one text or a list (unit length)",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/EmbeddingRequest"}}}},
+                "responses": {
+                    "200": _json({"type": "object", "required": ["object", "data", "model", "usage"]},
+                                 "A list of embeddings"),
+                    **{code: _json({"$ref": "#/components/schemas/OpenAIError"}, text) for code, text in (
+                        ("401", "Missing or invalid API key"), ("404", "No knowledge base"),
+                        ("413", "Body too large"), ("415", "Not JSON"), ("422", "Invalid request"))}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
                 "description": "Prometheus text format",
                 "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
@@ -96,3 +128,7 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
         "components": {"schemas": components,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
+    if settings.api_keys or settings.api_keys_file:  # every route that answers, searches or embeds
+        for path in ("/chat/", "/v1/chat/completions", "/search", "/v1/embeddings"):
+            schema["paths"][path]["post"]["security"] = [{"bearer": []}]
+    return schema

@@ -32,7 +32,7 @@ async def hammer(url: str) -> Counter[str]:
                 response = await client.post("/chat/", json={"question": f"What is AWS EC2? #{i % 7}",
                                                              "max_new_tokens": 16, "temperature": 0})
                 body = response.json()
-                if response.status_code == 200 and set(body) == {"answer", "model", "finish_reason", "usage"}:
+                if response.status_code == 200 and set(body) == {"answer", "model", "finish_reason", "usage", "grounded", "sources"}:
                     outcomes["ok"] += 1
                 elif response.status_code == 503 and body["error_type"] == "overloaded":
                     outcomes["overloaded"] += 1

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
@@ -16,11 +15,14 @@ from schemathesis.specs.openapi.checks import (
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
-def test_every_generated_request_gets_a_well_formed_answer(live_server: tuple[str, Path]) -> None:
-    schema = schemathesis.openapi.from_url(f"{live_server[0]}/openapi.json")
+@pytest.mark.parametrize("server", ["plain", "grounded"])
+def test_every_generated_request_gets_a_well_formed_answer(server: str, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue("live_server")[0] if server == "plain" else request.getfixturevalue("grounded")
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {f"{op.method.upper()} {op.path}" for op in operations} == {
-        "GET /health", "POST /chat/", "GET /metrics", "POST /v1/chat/completions", "GET /v1/models"}
+        "GET /health", "POST /chat/", "GET /metrics", "POST /v1/chat/completions", "GET /v1/models",
+        "POST /search", "POST /v1/embeddings"}
     for operation in operations:
 
         @given(case=operation.as_strategy())

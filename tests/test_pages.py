@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from tests.conftest import ROOT
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 SCREENSHOT = ROOT / "tests" / "artifacts" / "chat-page.png"
 
@@ -27,9 +32,12 @@ def test_no_page_refers_to_another_host(client: httpx.Client) -> None:
         assert not re.search(r"https?://", client.get(path).text), path
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None and not os.environ.get("CI"),
-                    reason="needs Debian's chromium (.ci/run installs it; in CI its absence fails)")
-def test_chat_page_streams_an_answer_in_chromium(live_server: tuple[str, Path]) -> None:
+needs_chromium = pytest.mark.skipif(shutil.which("chromium") is None and not os.environ.get("CI"),
+                                    reason="needs Debian's chromium (.ci/run installs it; in CI its absence fails)")
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -37,16 +45,34 @@ def test_chat_page_streams_an_answer_in_chromium(live_server: tuple[str, Path]) 
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
         try:
-            page = browser.new_page()
-            page.goto(live_server[0] + "/")
-            page.fill("#question", "What is AWS EC2?")
-            page.click("#send")
-            page.wait_for_selector("#log li.reply .meta", timeout=30_000)
-            answer = page.inner_text("#log li.reply .answer")
-            meta = page.inner_text("#log li.reply .meta")
-            SCREENSHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            yield browser.new_page()
         finally:
             browser.close()
+
+
+def ask(page: Page, url: str, question: str) -> tuple[str, str]:
+    """Ask on the chat page; the reply's answer and meta line once it is done."""
+    page.goto(url + "/")
+    page.fill("#question", question)
+    page.click("#send")
+    page.wait_for_selector("#log li.reply .meta", timeout=30_000)
+    return page.inner_text("#log li.reply .answer"), page.inner_text("#log li.reply .meta")
+
+
+@needs_chromium
+def test_chat_page_streams_an_answer_in_chromium(live_server: tuple[str, Path], page: Page) -> None:
+    answer, meta = ask(page, live_server[0], "What is AWS EC2?")
     assert answer == "Amazon EC2 provides resizable virtual servers in the AWS cloud."
     assert re.fullmatch(r"30 tokens · first piece \d+\.\d\d s · total \d+\.\d\d s · eos", meta)
+    assert page.query_selector("#log li.reply .sources") is None  # no knowledge base, no sources
+
+
+@needs_chromium
+def test_chat_page_shows_the_sources_under_a_grounded_answer(grounded: str, page: Page) -> None:
+    answer, _ = ask(page, grounded, "How do I send a message to a queue?")
+    titles = page.eval_on_selector_all("#log li.reply .sources li", "items => items.map(i => i.innerText)")
+    links = page.eval_on_selector_all("#log li.reply .sources a", "links => links.map(a => a.href)")
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert len(titles) == 3 and titles[0].startswith("Amazon Simple Queue Service")
+    assert links[0].startswith("https://docs.aws.amazon.com/goto/WebAPI/sqs-2012-11-05/")

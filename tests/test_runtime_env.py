@@ -62,3 +62,22 @@ def test_server_from_the_runtime_environment_answers(runtime_server: str) -> Non
     response = httpx.post(f"{runtime_server}/chat/", json={"question": "What is AWS EC2?", "temperature": 0})
     assert response.status_code == 200
     assert response.json()["answer"] == "Amazon EC2 provides resizable virtual servers in the AWS cloud."
+
+
+@pytest.fixture(scope="module")
+def runtime_grounded(runtime_venv: Path, grounded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("runtime-grounded") / "server.log"
+    proc, url = start_server(grounded_dir, log, python=str(runtime_venv / "bin" / "python"))
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_runtime_environment_retrieves_and_answers_grounded(runtime_grounded: str) -> None:
+    response = httpx.post(f"{runtime_grounded}/chat/", json={"question": "How cheap are Spot Instances?",
+                                                             "temperature": 0, "k": 1})
+    body = response.json()
+    assert body["answer"] == "Spot Instances use spare EC2 capacity at a discount of up to ninety percent."
+    assert [s["id"] for s in body["sources"]] == ["docs/spot-instances.md#0"]

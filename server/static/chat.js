@@ -1,4 +1,4 @@
-// The chat page: POST /chat/ with "stream": true, and show the answer as its events arrive.
+// The chat page: POST /chat/ with "stream": true, show the answer as its events arrive, then its sources.
 "use strict";
 
 const log = document.getElementById("log");
@@ -19,6 +19,26 @@ function bubble(kind, text) {
   item.append(body);
   log.append(item);
   return item;
+}
+
+// The passages an answer was grounded on, in rank order: a link where the passage has one.
+function sources(item, list) {
+  if (!list || list.length === 0) return;
+  const box = document.createElement("ol");
+  box.className = "sources";
+  for (const source of list) {
+    const entry = document.createElement("li");
+    const label = source.url ? document.createElement("a") : document.createElement("span");
+    label.textContent = source.title;
+    if (source.url) {
+      label.href = source.url;
+      label.target = "_blank";
+      label.rel = "noopener noreferrer";
+    }
+    entry.append(label);
+    box.append(entry);
+  }
+  item.append(box);
 }
 
 function meta(item, text) {
@@ -59,6 +79,8 @@ async function ask(question) {
     temperature: Number(document.getElementById("temperature").value),
     max_new_tokens: Number(document.getElementById("max_new_tokens").value),
   };
+  // Grounded is the server's default when it has a knowledge base; only a "no" is sent.
+  if (!document.getElementById("grounded").checked) body.grounded = false;
   const started = performance.now();
   let first = null;
   try {
@@ -73,6 +95,7 @@ async function ask(question) {
         answer.textContent += data.text;
       } else if (name === "done") {
         answer.textContent = data.answer;
+        sources(item, data.sources);
         const total = (performance.now() - started) / 1000;
         const ttft = first === null ? total : (first - started) / 1000;
         meta(item, `${data.usage.completion_tokens} tokens · first piece ${ttft.toFixed(2)} s · ` +
