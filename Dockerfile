@@ -7,6 +7,7 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 # --- export stage: CPU-only torch + Optimum turn the model into a serving directory ---------------
 FROM ${PYTHON_IMAGE} AS export
 ARG MODEL_NAME=google/flan-t5-small
+ARG EMBEDDER=sentence-transformers/all-MiniLM-L6-v2
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /build
@@ -17,9 +18,11 @@ RUN pip install --no-deps torch==2.13.0 --index-url "${TORCH_INDEX_URL}" \
 COPY export/ export/
 COPY server/ server/
 # HF_TOKEN arrives as a BuildKit secret: it is read for this one command and is in no layer.
+# The knowledge base (AWS's docs from botocore, embedded with int8 all-MiniLM-L6-v2) goes in with the model.
 RUN --mount=type=secret,id=hf_token \
     HF_TOKEN="$(cat /run/secrets/hf_token 2>/dev/null || true)" \
-    python -m export --model "${MODEL_NAME}" --out /build/models/serving
+    python -m export --model "${MODEL_NAME}" --out /build/models/serving \
+      --knowledge botocore --embedder "${EMBEDDER}"
 
 # --- runtime stage: ONNX Runtime, tokenizers, Starlette; no torch, transformers or optimum ---------
 FROM ${PYTHON_IMAGE} AS runtime
