@@ -55,7 +55,8 @@ def ensure_knowledge(args: argparse.Namespace) -> Path:
     if not tokenizer.is_file():
         raise SystemExit(f"benchmarks: no generator tokenizer at {tokenizer}; pass --tokenizer tokenizer.json")
     out = MODELS_DIR / ("bench-knowledge-quick" if args.quick else "bench-knowledge")
-    if (out / "sections.json").is_file() and not args.rebuild:
+    if (out / "sections.json").is_file() and not args.rebuild and \
+            json.loads((out / "sections.json").read_text()).get("generator_tokenizer") == str(tokenizer):
         return out
     opts = KnowledgeOptions(botocore=True, services=QUICK_SERVICES if args.quick else None,
                             embedder=_embedder(args.embedder))
@@ -147,6 +148,14 @@ def main(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, float]:
     if not args.skip_reference:
         data["embedder_vs_pytorch"] = embedder_vs_pytorch(kb, kb_dir, items, 300 if args.quick else args.sample)
     body = _report(data)
+    if not args.skip_stages:  # a whole grounded request over HTTP, stage by stage
+        from benchmarks import stages
+        from benchmarks.common import resolve_model
+
+        tokenizer = Path(sections["generator_tokenizer"])
+        data["stages"], stages_md = stages.run(resolve_model(None, True), kb_dir, tokenizer,
+                                               [q["question"] for q in items])
+        body += stages_md
 
     def draw(fig: Any) -> None:
         ax = fig.subplots()
