@@ -35,15 +35,20 @@ def size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-@pytest.fixture(scope="module")
-def runtime_server(runtime_venv: Path, int8_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("runtime-server") / "server.log"
-    proc, url = start_server(int8_dir, log, python=str(runtime_venv / "bin" / "python"))
+def serve_from(venv: Path, model_dir: Path, tmp: pytest.TempPathFactory) -> Iterator[str]:
+    """``python -m server`` run by the runtime environment's interpreter."""
+    log = tmp.mktemp("runtime-server") / "server.log"
+    proc, url = start_server(model_dir, log, python=str(venv / "bin" / "python"))
     try:
         yield url
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def runtime_server(runtime_venv: Path, int8_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from serve_from(runtime_venv, int8_dir, tmp_path_factory)
 
 
 def test_runtime_environment_has_no_torch_transformers_or_optimum(runtime_venv: Path) -> None:
@@ -66,13 +71,7 @@ def test_server_from_the_runtime_environment_answers(runtime_server: str) -> Non
 
 @pytest.fixture(scope="module")
 def runtime_grounded(runtime_venv: Path, grounded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("runtime-grounded") / "server.log"
-    proc, url = start_server(grounded_dir, log, python=str(runtime_venv / "bin" / "python"))
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    yield from serve_from(runtime_venv, grounded_dir, tmp_path_factory)
 
 
 def test_runtime_environment_retrieves_and_answers_grounded(runtime_grounded: str) -> None:
