@@ -45,9 +45,9 @@ BASELINE = "pytorch-fp32"
 
 
 def _prompts(serving_int8: Any) -> list[list[int]]:
+    from server.generation.text import TextCodec
     from server.prompt import DEFAULT_TEMPLATE, render
     from server.serving_dir import open_serving_dir
-    from server.text import TextCodec
 
     serving = open_serving_dir(serving_int8, verify=False)
     codec = TextCodec(serving.file("tokenizer.json"), serving.generation.clean_up_tokenization_spaces)

@@ -34,7 +34,7 @@ class OrtRunner:
     """Our Engine (ONNX Runtime), greedy argmax in a plain loop: what the batcher does minus scheduling."""
 
     def __init__(self, serving: Path, threads: int) -> None:
-        from server.engine import Engine
+        from server.generation.engine import Engine
         from server.serving_dir import open_serving_dir
 
         self.engine = Engine(open_serving_dir(serving, verify=False), num_threads=threads)

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from server.engine import Engine
+from server.generation.engine import Engine
+from server.generation.text import TextCodec
 from server.prompt import DEFAULT_TEMPLATE, render
 from server.serving_dir import ServingDir
-from server.text import TextCodec
 
 VALIDATION_QUESTIONS = (
     "What is AWS EC2?",

@@ -14,10 +14,11 @@ from types import FrameType
 
 import uvicorn
 
+from server.admission.drain import Drain
 from server.app import create_app
-from server.drain import Drain
 from server.serving_dir import ServingDirError, open_serving_dir
 from server.settings import SettingsError, load_settings
+from server.storage import open_store
 
 log = logging.getLogger("iscoolgpt")
 
@@ -44,6 +45,17 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
+def check_database(url: str) -> None:
+    """Open the database and bring its schema up to date (the lifespan will find nothing left to do)."""
+    store = open_store(url)
+    if store is None:
+        return
+    try:
+        store.migrate()
+    finally:
+        store.close()
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -52,6 +64,13 @@ def main() -> int:
         open_serving_dir(settings.model_dir, verify=settings.verify_checksums)
     except (SettingsError, ServingDirError) as exc:
         log.error("%s", exc)
+        return 1
+    # Nor a database that cannot be reached or migrated: a task that would answer 500s must not start.
+    try:
+        check_database(settings.database_url)
+    except Exception as exc:  # unreachable, refused, no permission to migrate: all one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.error("database %s: %s", settings.database_url.split("@")[-1], first)
         return 1
     # The lifespan gets these very settings (checksums already verified).
     settings = settings.model_copy(update={"verify_checksums": False})

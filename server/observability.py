@@ -48,6 +48,15 @@ class Metrics:
                                         buckets=_TOKEN_BUCKETS, registry=r)
         self.retrieval_seconds = Histogram("iscoolgpt_retrieval_seconds", "Knowledge base search per question",
                                            buckets=_STAGE_BUCKETS, registry=r)
+        self.database_up = Gauge("iscoolgpt_database_up", "1 while the conversation database answers", registry=r)
+        self.database_errors = Counter("iscoolgpt_database_errors", "Store calls that found the database unavailable",
+                                       registry=r)
+        self.turns_stored = Counter("iscoolgpt_turns_stored", "Conversation turns written", registry=r)
+        # By how the caller proved who they are, never by user: a label per user would grow without bound.
+        self.identified = Counter("iscoolgpt_identified_requests", "Requests by authentication method", ["method"],
+                                  registry=r)
+        self.rejected = Counter("iscoolgpt_rejected_requests", "Requests refused before any work", ["reason"],
+                                registry=r)
         self.cancelled = Counter("iscoolgpt_cancelled_requests", "Requests whose client left or timed out",
                                  ["reason"], registry=r)
 
@@ -56,7 +65,9 @@ def _route(scope: Scope) -> str:
     # Label by known routes only: a label per arbitrary path would let clients grow the series without bound.
     path = scope.get("path", "")
     known = {"/health", "/chat/", "/chat", "/metrics", "/v1/chat/completions", "/v1/models", "/v1/embeddings",
-             "/search", "/", "/docs"}
+             "/search", "/", "/docs", "/conversations"}
+    if path.startswith("/conversations/"):
+        return "/conversations/{id}"  # never the id itself: unbounded, and a conversation's only key when open
     return path if path in known else "other"
 
 
@@ -93,6 +104,8 @@ class RequestLogMiddleware:
             route = _route(scope)
             self.metrics.requests.labels(route, str(status)).inc()
             self.metrics.latency.labels(route).observe(elapsed)
-            line = {"request_id": request_id, "method": scope["method"], "path": scope["path"],
+            # A conversation id is a secret when no auth is configured: logs name the route, not the id.
+            path = route if route == "/conversations/{id}" else scope["path"]
+            line = {"request_id": request_id, "method": scope["method"], "path": path,
                     "status": status, "latency_ms": round(elapsed * 1000, 2), **fields}
             log.info(json.dumps(line, ensure_ascii=False))

@@ -1,9 +1,16 @@
-"""The answer pipeline every generating route runs: retrieval -> prompt -> (admission, batcher) -> record.
+"""The answer pipeline every generating route runs:
+history -> retrieval -> prompt -> (admission, batcher) -> record.
 
 ``/chat/`` (JSON and SSE) and ``/v1/chat/completions`` (JSON and chunks) differ
 only in how they read the request and write the answer; what goes into the
 prompt, which sources come back and what is recorded is decided here, once.
-Retrieval runs in a worker thread: the event loop never embeds or scores.
+Store calls and retrieval run in worker threads: the event loop never embeds,
+scores or waits on the database.
+
+Conversations (``/chat/`` only; ``/v1`` is stateless, as OpenAI's is): the
+last ``HISTORY_TURNS`` turns come back as context, and a follow-up retrieves
+with the previous question joined to its own, so "How much does it cost?"
+searches with the conversation's subject in mind.
 """
 
 from __future__ import annotations
@@ -15,10 +22,11 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from server import prompt
-from server.batcher import Result
 from server.errors import APIError
+from server.generation.batcher import Result
 from server.retrieval.knowledge import Hit
 from server.service import Service
+from server.storage.store import Turn, new_id
 
 
 @dataclass(frozen=True)
@@ -28,18 +36,23 @@ class Ask:
     question: str
     grounded: bool | None = None  # None: grounded whenever the serving directory has a knowledge base
     k: int | None = None  # passages to retrieve; None: the RETRIEVAL_K setting
-    turns: tuple[str, ...] = ()  # earlier turns as "role: text", oldest first
+    turns: tuple[str, ...] = ()  # earlier turns the client sent (/v1), oldest first
     field: str = "question"  # where the question came from, for error messages
+    user: str = "anonymous"
+    conversation: bool = False  # keep this exchange as a turn of a stored conversation (/chat/)
+    conversation_id: str | None = None  # continue this one; None starts a new one
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """A prompt ready for the batcher, the passages in it, and what the stages cost."""
+    """A prompt ready for the batcher, the passages in it, its conversation, and what the stages cost."""
 
     prompt_ids: list[int]
     grounded: bool
     sources: list[Hit]
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
+    conversation_id: str | None = None  # None: not kept (history off, or /v1)
+    new_conversation: bool = False
 
     def sources_json(self) -> list[dict[str, Any]]:
         """The sources as every route returns them, in rank order."""
@@ -57,36 +70,58 @@ def _grounded(service: Service, ask: Ask) -> bool:
 
 
 async def prepare(service: Service, ask: Ask) -> Prepared:
-    """Retrieve (if grounded) and compose the prompt within the token budget."""
+    """History (if kept), retrieval (if grounded), and the prompt within the token budget."""
     settings = service.settings
     grounded = _grounded(service, ask)
-    k = ask.k or settings.retrieval_k  # the route has checked it against RETRIEVAL_K_MAX
     timings: dict[str, float] = {}
 
-    # Retrieval: the question alone; earlier turns are the prompt's business.
-    hits: list[Hit] = []
+    # History: the conversation's last turns (404 if it is not the caller's), or a new id.
     began = time.perf_counter()
+    history: list[Turn] = []
+    conversation_id, new = None, False
+    if ask.conversation and (service.history.enabled or ask.conversation_id is not None):
+        if ask.conversation_id is None:
+            await service.history.require()  # no work is spent on a turn that could not be stored
+            conversation_id, new = new_id(), True
+        else:
+            history = await service.history.context(ask.user, ask.conversation_id)
+            conversation_id = ask.conversation_id
+        timings["history_ms"] = (time.perf_counter() - began) * 1000
+
+    # Retrieval: a follow-up searches with the previous question too.
+    hits: list[Hit] = []
     if grounded:
         assert service.knowledge is not None
-        hits = await run_in_threadpool(service.knowledge.search, ask.question, k)
+        query = f"{history[-1].question} {ask.question}" if history else ask.question
+        began = time.perf_counter()
+        hits = await run_in_threadpool(service.knowledge.search, query, ask.k or settings.retrieval_k)
         timings["retrieval_ms"] = (time.perf_counter() - began) * 1000
         service.metrics.retrieval_seconds.observe(timings["retrieval_ms"] / 1000)
 
-    # Prompt: passages, then turns, as many as fit the encoder's budget.
+    # Prompt: the most recent turn, passages, then older turns, as many as fit the encoder's budget.
     began = time.perf_counter()
+    turns = [f"user: {t.question}\nassistant: {t.answer}" for t in history] or list(ask.turns)
     try:
         composed = prompt.compose(
             service.codec.encode, settings.max_input_tokens, ask.question, template=settings.prompt_template,
             grounded_template=settings.grounded_template if grounded else None,
-            passages=[prompt.passage_text(h.passage.title, h.passage.text) for h in hits], turns=ask.turns)
+            passages=[prompt.passage_text(h.passage.title, h.passage.text) for h in hits], turns=turns)
     except prompt.PromptTooLong as exc:
         raise APIError(422, f"{ask.field}: {exc}", "validation") from None
     timings["prompt_ms"] = (time.perf_counter() - began) * 1000
-    return Prepared(composed.ids, grounded, hits[: composed.passages], timings)
+    return Prepared(composed.ids, grounded, hits[: composed.passages], timings, conversation_id, new)
 
 
-def record(service: Service, fields: dict[str, Any], ask: Ask, prepared: Prepared, result: Result) -> None:
-    """Put a finished answer into the metrics and its request log line."""
+async def record(service: Service, fields: dict[str, Any], ask: Ask, prepared: Prepared, result: Result,
+                 answer: str) -> None:
+    """Store the turn (one transaction, only now that the answer is whole), then metrics and the log line."""
+    if prepared.conversation_id is not None:
+        usage = {"prompt_tokens": len(prepared.prompt_ids), "completion_tokens": len(result.tokens)}
+        timings = {**prepared.timings, "queue_ms": result.queue_seconds * 1000,
+                   "prefill_ms": result.prefill_seconds * 1000, "decode_ms": result.decode_seconds * 1000}
+        turn = Turn(ask.question, answer, prepared.sources_json(), usage, str(result.finish_reason),
+                    {k: round(v, 2) for k, v in timings.items()})
+        await service.history.append(ask.user, prepared.conversation_id, turn, prepared.new_conversation)
     service.record(fields, ask.question, len(prepared.prompt_ids), result)
     fields.update({k: round(v, 2) for k, v in prepared.timings.items()})
     fields.update(grounded=prepared.grounded, sources=len(prepared.sources))
@@ -94,7 +129,7 @@ def record(service: Service, fields: dict[str, Any], ask: Ask, prepared: Prepare
 
 def server_timing(prepared: Prepared, result: Result) -> str:
     """The ``Server-Timing`` header of a whole answer: what each stage took, in milliseconds."""
-    stages = {"retrieval": prepared.timings.get("retrieval_ms"), "prompt": prepared.timings.get("prompt_ms"),
-              "queue": result.queue_seconds * 1000, "prefill": result.prefill_seconds * 1000,
-              "decode": result.decode_seconds * 1000}
+    stages = {"history": prepared.timings.get("history_ms"), "retrieval": prepared.timings.get("retrieval_ms"),
+              "prompt": prepared.timings.get("prompt_ms"), "queue": result.queue_seconds * 1000,
+              "prefill": result.prefill_seconds * 1000, "decode": result.decode_seconds * 1000}
     return ", ".join(f"{name};dur={ms:.2f}" for name, ms in stages.items() if ms is not None)

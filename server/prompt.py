@@ -1,10 +1,11 @@
 """The one place where a question, its retrieved passages and earlier turns become the model's input.
 
 Budget policy, within ``MAX_INPUT_TOKENS``: the question always goes in whole
-(422 if it alone does not fit); then passages in rank order, the first that
-does not fit trimmed to what is left (if at least :data:`MIN_TRIMMED` tokens
-are) and the rest dropped; then earlier turns, the most recent first, each
-whole or not at all.
+(422 if it alone does not fit); then the most recent earlier turn, if it fits
+whole (a follow-up means little without it); then passages in rank order, the
+first that does not fit trimmed to what is left (if at least
+:data:`MIN_TRIMMED` tokens are) and the rest dropped; then older turns, most
+recent first, each whole or not at all.
 """
 
 from __future__ import annotations
@@ -89,20 +90,22 @@ def compose(encode: Callable[[str], list[int]], limit: int, question: str, *, te
     ids = build([], [])
     if len(ids) > limit:
         raise PromptTooLong(f"{len(ids)} tokens with the prompt, more than the limit of {limit}")
+    history: list[str] = []
+    if turns and len(trial := build([], turns[-1:])) <= limit:  # the turn a follow-up refers to
+        history, ids = list(turns[-1:]), trial
     kept: list[str] = []
     for passage in passages if grounded_template is not None else ():
-        trial = build([*kept, passage], [])
+        trial = build([*kept, passage], history)
         if len(trial) <= limit:
             kept.append(passage)
             ids = trial
             continue
-        trimmed = _trim(passage, lambda text: build([*kept, text], []), limit)
+        trimmed = _trim(passage, lambda text: build([*kept, text], history), limit)
         if trimmed is not None:
             kept.append(trimmed)
-            ids = build(kept, [])
+            ids = build(kept, history)
         break
-    history: list[str] = []
-    for turn in reversed(turns):  # the most recent turn first
+    for turn in reversed(turns[: len(turns) - len(history)]):  # older turns, the most recent first
         trial = build(kept, [turn, *history])
         if len(trial) > limit:
             break

@@ -8,7 +8,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from server.errors import APIError
-from server.sampling import SamplingParams
+from server.generation.sampling import SamplingParams
 from server.settings import Settings
 
 MAX_SEED = 2**63 - 1
@@ -28,6 +28,7 @@ class ChatRequest(BaseModel):
     stream: bool = False  # answer as Server-Sent Events, one per piece of text
     grounded: bool | None = None  # answer from retrieved passages; default: when there is a knowledge base
     k: int | None = Field(None, ge=1)  # passages to retrieve (at most RETRIEVAL_K_MAX)
+    conversation_id: str | None = Field(None, max_length=64)  # continue this conversation; none starts one
 
     @field_validator("question")
     @classmethod
@@ -76,6 +77,7 @@ class ChatResponse(BaseModel):
     usage: Usage
     grounded: bool
     sources: list[Source]
+    conversation_id: str | None  # None only when the server keeps no history (DATABASE_URL=none)
 
 
 def _validation_error(message: str) -> APIError:

@@ -7,23 +7,25 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from server.auth import load_keys
-from server.batcher import Batcher, Result
-from server.drain import Drain
-from server.engine import Engine
+from server.admission.drain import Drain
 from server.errors import APIError
+from server.generation.batcher import Batcher, Result
+from server.generation.engine import Engine
+from server.generation.text import TextCodec
+from server.history import History
+from server.identity import Identifier
 from server.observability import Metrics
 from server.retrieval.knowledge import KnowledgeBase
 from server.serving_dir import ServingDir, open_serving_dir
 from server.settings import Settings
-from server.text import TextCodec
+from server.storage import open_store
 
 log = logging.getLogger("iscoolgpt")
 
 
 @dataclass
 class Service:
-    """The loaded model, its batcher, and the request-wide bookkeeping."""
+    """The loaded model, its batcher, the knowledge base, the conversation store, and the bookkeeping."""
 
     settings: Settings
     serving: ServingDir
@@ -31,14 +33,26 @@ class Service:
     batcher: Batcher
     drain: Drain
     metrics: Metrics
-    api_keys: tuple[bytes, ...]  # SHA-256 digests only
+    identity: Identifier  # API keys (as digests), the JWT verifier, the rate limit
     model_name: str
     knowledge: KnowledgeBase | None  # None: the serving directory has no knowledge base; answers are ungrounded
+    history: History  # conversations, in SQLite or PostgreSQL (or none)
 
     @classmethod
     def load(cls, settings: Settings, drain: Drain, metrics: Metrics) -> Service:
-        """Check the serving directory, open the sessions, start the batcher."""
+        """Check the serving directory, open the sessions and the database (migrated), start the batcher.
+
+        Raises :class:`server.storage.StoreUnavailable` if the database cannot be reached or migrated.
+        """
         began = time.perf_counter()
+        # The database first: a server that cannot keep conversations must not start answering.
+        store = open_store(settings.database_url)
+        try:
+            applied = store.migrate() if store is not None else []
+        except BaseException:
+            if store is not None:
+                store.close()
+            raise
         serving = open_serving_dir(settings.model_dir, verify=settings.verify_checksums)
         codec = TextCodec(serving.file("tokenizer.json"), serving.generation.clean_up_tokenization_spaces)
         engine = Engine(serving, num_threads=settings.num_threads)
@@ -51,15 +65,17 @@ class Service:
         if settings.model_name and settings.model_name != serving.source_model:
             log.warning("MODEL_NAME=%s but %s was exported from %s",
                         settings.model_name, settings.model_dir, serving.source_model)
-        keys = load_keys(settings.api_keys, settings.api_keys_file)
+        identity = Identifier(settings)
         # The knowledge base and its embedder: loaded now, so no request ever waits for them.
         knowledge = (KnowledgeBase.load(serving.path, serving.manifest["embedder"], settings.embed_threads)
                      if serving.has_knowledge else None)
-        service = cls(settings, serving, codec, batcher, drain, metrics, keys, name, knowledge)
-        log.info("loaded %s from %s (%s) in %.2fs; %s; %d API key(s)", name, settings.model_dir,
+        history = History(store, metrics, settings.history_turns)
+        service = cls(settings, serving, codec, batcher, drain, metrics, identity, name, knowledge, history)
+        log.info("loaded %s from %s (%s) in %.2fs; %s; history %s%s; auth: %s", name, settings.model_dir,
                  serving.manifest.get("precision"), time.perf_counter() - began,
                  f"knowledge base of {len(knowledge.passages)} passages" if knowledge else "no knowledge base",
-                 len(keys))
+                 store.kind if store else "off", f" (migrated to {applied[-1]})" if applied else "",
+                 ", ".join(identity.modes))
         return service
 
     @property
@@ -91,3 +107,4 @@ class Service:
 
     def close(self) -> None:
         self.batcher.stop()
+        self.history.close()

@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     # Bearer API keys, comma-separated, and/or a file of keys one per line; none means open.
     api_keys: str = Field("", repr=False)
     api_keys_file: Path | None = None
+    # JWT bearer tokens: a JWKS URL (RS256/ES256, e.g. an Amazon Cognito user pool's) or an HS256
+    # secret; issuer and audience are checked in both modes when set. Neither: no tokens.
+    auth_jwks_url: str = ""
+    auth_jwt_secret: str = Field("", repr=False)
+    auth_issuer: str = ""
+    auth_audience: str = ""
+    # Requests per user per minute (each task counts its own); 0 turns the limit off.
+    rate_limit_per_minute: int = Field(0, ge=0, le=1_000_000)
     # Origins allowed by CORS, comma-separated ("*" for any); empty turns CORS off.
     cors_origins: str = ""
     # Put the question text in the request log line (off: questions may be private).
@@ -75,6 +83,13 @@ class Settings(BaseSettings):
     max_embedding_inputs: int = Field(64, ge=1, le=2048)
     # Check every file's sha256 against the manifest at start-up.
     verify_checksums: bool = True
+    # Conversations: sqlite:///PATH (default, relative to the working directory), postgresql://...,
+    # or "none" for a stateless server without history.
+    database_url: str = Field("sqlite:///data/iscoolgpt.db", repr=False)
+    # Earlier turns read back as a conversation's context (they share the prompt's token budget).
+    history_turns: int = Field(8, ge=0, le=100)
+    # Most conversations one GET /conversations page returns.
+    max_page_size: int = Field(100, ge=1, le=1000)
     # Where `python -m server` listens.
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -92,10 +107,37 @@ class Settings(BaseSettings):
     def _template_has_question(cls, value: str) -> str:
         return check_template(value)
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if value != "none" and not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must be sqlite:///PATH, postgresql://... or none")
+        return value
+
     @field_validator("grounded_template")
     @classmethod
     def _grounded_has_context_and_question(cls, value: str) -> str:
         return check_grounded_template(value)
+
+    @field_validator("auth_jwt_secret")
+    @classmethod
+    def _secret_long_enough(cls, value: str) -> str:
+        if value and len(value.encode()) < 32:
+            raise ValueError("must be at least 32 bytes (HS256 keys shorter than the hash are guessable)")
+        return value
+
+    @field_validator("auth_jwks_url")
+    @classmethod
+    def _jwks_is_a_url(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _one_token_mode(self) -> Settings:
+        if self.auth_jwks_url and self.auth_jwt_secret:
+            raise ValueError("set AUTH_JWKS_URL (RS256/ES256) or AUTH_JWT_SECRET (HS256), not both")
+        return self
 
     @model_validator(mode="after")
     def _k_within_limit(self) -> Settings:

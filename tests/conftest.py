@@ -18,9 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.engine import Engine
+from server.generation.engine import Engine
+from server.generation.text import TextCodec
 from server.serving_dir import ServingDir, open_serving_dir
-from server.text import TextCodec
+from tests.postgres import PostgresServer, binaries
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,6 +101,18 @@ def grounded_dir(minilm: Path, handbook: Path, tmp_path_factory: pytest.TempPath
 def grounded(grounded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A live server answering from the knowledge base."""
     yield from serve(grounded_dir, tmp_path_factory, MODEL_NAME="google/flan-t5-small")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on loopback for the session (.ci/run installs Debian's package)."""
+    if binaries() is None and not os.environ.get("CI"):
+        pytest.skip("needs Debian's postgresql package (.ci/run installs it; in CI its absence fails)")
+    server = PostgresServer(free_port())
+    try:
+        yield server
+    finally:
+        server.destroy()
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from export.local_models import qa_pairs
 def test_health_reports_status_and_model(client: httpx.Client) -> None:
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "model": "google/flan-t5-small"}
+    assert response.json() == {"status": "ok", "model": "google/flan-t5-small", "database": "ok"}
 
 
 @pytest.mark.parametrize(("question", "answer"), qa_pairs())

@@ -8,25 +8,23 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.auth import authorized, digest, load_keys
+from server.identity.keys import digest, key_user, load_keys
 from tests.conftest import start_server
 
 
-def test_keys_are_kept_as_digests_only(tmp_path: Path) -> None:
+def test_keys_are_kept_as_digests_only_each_its_own_user(tmp_path: Path) -> None:
     keys_file = tmp_path / "keys"
-    keys_file.write_text("# team keys\nfile-key\n\n")
-    assert load_keys("inline-key, ", keys_file) == (digest("inline-key"), digest("file-key"))
+    keys_file.write_text("# team keys\nfile-key\nci: named-key # the CI's\n\n")
+    unnamed = {k: f"key-{digest(k).hex()[:12]}" for k in ("inline-key", "file-key")}
+    assert load_keys("inline-key, ", keys_file) == {digest("inline-key"): unnamed["inline-key"],
+                                                    digest("file-key"): unnamed["file-key"],
+                                                    digest("named-key"): "key:ci"}
 
 
-def test_only_a_matching_bearer_key_passes() -> None:
-    keys = (digest("k1"),)
-    assert authorized("Bearer k1", keys) is True
-    refused = (authorized("Bearer k2", keys), authorized("Basic k1", keys), authorized(None, keys))
-    assert refused == (False, False, False)
-
-
-def test_no_keys_means_open() -> None:
-    assert authorized(None, ()) is True
+def test_only_a_matching_bearer_key_has_a_user() -> None:
+    keys = {digest("k1"): "key:one"}
+    assert key_user("Bearer k1", keys) == "key:one"
+    assert (key_user("Bearer k2", keys), key_user("Basic k1", keys), key_user(None, keys)) == (None, None, None)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +41,8 @@ def guarded(int8_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 def test_chat_without_a_key_gets_401(guarded: tuple[str, Path]) -> None:
     response = httpx.post(f"{guarded[0]}/chat/", json={"question": "What is AWS EC2?"})
     assert response.status_code == 401
-    assert response.json() == {"error": "missing or invalid API key", "error_type": "unauthorized"}
+    assert response.json() == {"error": "missing or invalid credentials: no bearer credentials",
+                               "error_type": "unauthorized"}
 
 
 def test_chat_with_a_key_answers_and_the_key_is_never_logged(guarded: tuple[str, Path]) -> None:

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import pytest
 
 from export.local_models import qa_pairs
-from server.batcher import Batcher, QueueFull, Result
-from server.engine import Engine
+from server.generation.batcher import Batcher, QueueFull, Result
+from server.generation.engine import Engine
+from server.generation.sampling import SamplingParams
+from server.generation.text import TextCodec
 from server.prompt import DEFAULT_TEMPLATE, render
-from server.sampling import SamplingParams
-from server.text import TextCodec
 
 GREEDY = SamplingParams(max_new_tokens=40, temperature=0.0, top_p=1.0)
 

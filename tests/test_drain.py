@@ -24,7 +24,8 @@ def test_sigterm_drains_in_flight_requests_then_exits_zero(talker_dir: Path, tmp
         workers = [threading.Thread(target=ask) for _ in range(6)]
         for worker in workers:
             worker.start()
-        while metric(url, "iscoolgpt_batch_active") < 4:  # the first four decode, two wait in the queue
+        # The first four decode, two wait in the queue: all six are admitted before the signal.
+        while metric(url, "iscoolgpt_batch_active") < 4 or metric(url, "iscoolgpt_queue_depth") < 2:
             pass
         proc.send_signal(signal.SIGTERM)
         health = httpx.get(f"{url}/health")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from export.local_models import qa_pairs
-from server.engine import DecoderState, Engine
+from server.generation.engine import DecoderState, Engine
+from server.generation.text import TextCodec
 from server.prompt import DEFAULT_TEMPLATE, render
-from server.text import TextCodec
 
 
 def greedy_alone(engine: Engine, prompt: list[int], steps: int) -> list[int]:

@@ -9,10 +9,10 @@ from pathlib import Path
 import openai
 import pytest
 
-from server.drain import Drain
+from server.admission.drain import Drain
 from server.observability import Metrics
-from server.openai_api import CompletionRequest, to_ask
 from server.pipeline import prepare
+from server.routes.openai_api import CompletionRequest, to_ask
 from server.service import Service
 from server.settings import load_settings
 
@@ -76,7 +76,8 @@ def test_errors_take_openai_shape(oai: openai.OpenAI) -> None:
 
 @pytest.fixture(scope="module")
 def service(int8_dir: Path) -> Iterator[Service]:
-    loaded = Service.load(load_settings(env_file=None, model_dir=int8_dir, max_input_tokens=60), Drain(), Metrics())
+    loaded = Service.load(load_settings(env_file=None, model_dir=int8_dir, max_input_tokens=60,
+                                          database_url="none"), Drain(), Metrics())
     yield loaded
     loaded.close()
 

@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from export.local_models import READER_DATA, first_sentence, reader_docs
-from server.drain import Drain
+from server.admission.drain import Drain
 from server.observability import Metrics
 from server.pipeline import Ask, prepare
 from server.service import Service
@@ -101,7 +101,7 @@ def test_a_server_without_knowledge_answers_ungrounded_and_refuses_grounded(clie
 
 @pytest.fixture(scope="module")
 def small_budget(grounded_dir: Path) -> Iterator[Service]:
-    settings = load_settings(env_file=None, model_dir=grounded_dir, max_input_tokens=140)
+    settings = load_settings(env_file=None, model_dir=grounded_dir, max_input_tokens=140, database_url="none")
     service = Service.load(settings, Drain(), Metrics())
     yield service
     service.close()
@@ -116,4 +116,4 @@ def test_passages_beyond_the_token_budget_are_left_out(small_budget: Service) ->
 def test_whole_answers_say_what_each_stage_took(grounded: str) -> None:
     response = httpx.post(f"{grounded}/chat/", json={"question": "queue", "max_new_tokens": 2}, timeout=30)
     stages = [part.split(";dur=")[0].strip() for part in response.headers["server-timing"].split(",")]
-    assert stages == ["retrieval", "prompt", "queue", "prefill", "decode"]
+    assert stages == ["history", "retrieval", "prompt", "queue", "prefill", "decode"]

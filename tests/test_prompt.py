@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from server import prompt
-from server.text import TextCodec
+from server.generation.text import TextCodec
 
 Q = "What is Amazon S3?"
 PASSAGES = ["S3: object storage for any amount of data.", "EC2: virtual servers in the cloud.",

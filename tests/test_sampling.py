@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from server.sampling import SamplingParams, check_stop, choose_token, nucleus
+from server.generation.sampling import SamplingParams, check_stop, choose_token, nucleus
 
 PARAMS = SamplingParams(max_new_tokens=4, temperature=1.0, top_p=0.9)
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.errors import APIError
-from server.sampling import SamplingParams, choose_token
+from server.generation.sampling import SamplingParams, choose_token
 from server.schemas import parse_chat, sampling_params
 from server.settings import load_settings
 

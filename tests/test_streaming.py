@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.streaming import StopWatcher
-from server.text import TextCodec, TextStream
+from server.generation.streaming import StopWatcher
+from server.generation.text import TextCodec, TextStream
 from tests.conftest import assert_generation_stopped, metric
 
 

@@ -1,0 +1,1 @@
+"""Retrieval: the knowledge base, its embedder and BM25, and hybrid search over them."""

@@ -14,9 +14,9 @@ from typing import Any
 
 from starlette.requests import Request
 
-from server.batcher import GenerationError, Job
 from server.errors import APIError
-from server.text import TextCodec, TextStream
+from server.generation.batcher import GenerationError, Job
+from server.generation.text import TextCodec, TextStream
 
 
 class StopWatcher:

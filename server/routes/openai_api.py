@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -21,13 +22,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from server import pipeline
+from server.admission.gate import admit, caller, check_request, complete, read_body
 from server.errors import APIError, openai_error_body
-from server.gate import admit, check_request, complete, read_body
+from server.generation.sampling import SamplingParams
+from server.generation.streaming import Generation
 from server.pipeline import Ask, Prepared
-from server.sampling import SamplingParams
 from server.schemas import MAX_SEED, check_k, parse_body
 from server.service import Service
-from server.streaming import Generation
 
 FINISH = {"eos": "stop", "stop": "stop", "length": "length"}
 
@@ -94,6 +95,7 @@ def _params(body: CompletionRequest, service: Service) -> SamplingParams:
 
 async def models(request: Request) -> JSONResponse:
     service: Service = request.state.service
+    await caller(request, service)
     names = [service.model_name, *([service.embedder_name] if service.embedder_name else [])]
     return JSONResponse({"object": "list", "data": [
         {"id": name, "object": "model", "created": 0, "owned_by": "iscoolgpt"} for name in names]})
@@ -101,10 +103,10 @@ async def models(request: Request) -> JSONResponse:
 
 async def chat_completions(request: Request) -> Response:
     service: Service = request.state.service
-    check_request(request, service)
+    identity = await check_request(request, service)
     body = parse_body(await read_body(request, service.settings.max_body_bytes), CompletionRequest)
     check_k(body.k, service.settings)
-    ask = to_ask(body)
+    ask = replace(to_ask(body), user=identity.user)
     prepared = await pipeline.prepare(service, ask)
     job = admit(service, prepared.prompt_ids, _params(body, service), stream=True)
     generation = Generation(job, service.codec, service.settings.request_timeout, body.stops())
@@ -113,7 +115,7 @@ async def chat_completions(request: Request) -> Response:
         chunks = _chunks(service, generation, head, ask, prepared, request.state.log)
         return StreamingResponse(chunks, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     answer = await complete(service, generation, request)
-    _record(service, request.state.log, ask, prepared, generation)
+    await _record(service, request.state.log, ask, prepared, generation, answer)
     return JSONResponse({**head, "object": "chat.completion", "choices": [{
         "index": 0, "message": {"role": "assistant", "content": answer},
         "finish_reason": FINISH[generation.finish_reason or "stop"]}],
@@ -121,11 +123,12 @@ async def chat_completions(request: Request) -> Response:
         "sources": prepared.sources_json()})
 
 
-def _record(service: Service, fields: dict[str, Any], ask: Ask, prepared: Prepared, generation: Generation) -> None:
+async def _record(service: Service, fields: dict[str, Any], ask: Ask, prepared: Prepared, generation: Generation,
+                  answer: str) -> None:
     """Record the answer; one cut short by a stop string has no batcher result to record."""
-    if generation.job.future.done() and not generation.job.future.cancelled() \
-            and generation.job.future.exception() is None:
-        pipeline.record(service, fields, ask, prepared, generation.job.future.result())
+    future = generation.job.future
+    if future.done() and not future.cancelled() and future.exception() is None:
+        await pipeline.record(service, fields, ask, prepared, future.result(), answer)
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -146,7 +149,7 @@ async def _chunks(service: Service, generation: Generation, head: dict[str, Any]
         yield chunk({"role": "assistant", "content": ""})
         async for piece in generation.pieces():
             yield chunk({"content": piece})
-        _record(service, fields, ask, prepared, generation)
+        await _record(service, fields, ask, prepared, generation, generation.shown)
         yield chunk({}, FINISH[generation.finish_reason or "stop"], sources=prepared.sources_json())
         usage = {**head, "object": "chat.completion.chunk", "choices": [],
                  "usage": _usage(len(prepared.prompt_ids), generation.completion_tokens)}

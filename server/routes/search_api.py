@@ -16,8 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from server.admission.gate import check_request, read_body
 from server.errors import APIError
-from server.gate import check_request, read_body
 from server.retrieval.knowledge import KnowledgeBase
 from server.schemas import parse_body, parse_search
 from server.service import Service
@@ -32,7 +32,7 @@ def _knowledge(service: Service) -> KnowledgeBase:
 async def search(request: Request) -> JSONResponse:
     """The ``k`` passages that best match a query, fused from dense and BM25 rankings."""
     service: Service = request.state.service
-    check_request(request, service)
+    await check_request(request, service)
     body = parse_search(await read_body(request, service.settings.max_body_bytes), service.settings)
     knowledge = _knowledge(service)
     hits = await run_in_threadpool(knowledge.search, body.query, body.k or service.settings.retrieval_k)
@@ -66,7 +66,7 @@ async def embeddings(request: Request) -> JSONResponse:
     """Unit-length embeddings of one text or a list, as OpenAI's API returns them."""
     service: Service = request.state.service
     settings = service.settings
-    check_request(request, service)
+    await check_request(request, service)
     body = parse_body(await read_body(request, settings.max_body_bytes), EmbeddingRequest)
     knowledge = _knowledge(service)
     texts = [body.input] if isinstance(body.input, str) else body.input

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.openai_api import CompletionRequest
+from server.routes.openai_api import CompletionRequest
+from server.routes.search_api import EmbeddingRequest
 from server.schemas import ChatRequest, ChatResponse, SearchRequest
-from server.search_api import EmbeddingRequest
 from server.settings import Settings
 
 _ERROR = {
@@ -31,10 +31,35 @@ _SEARCH_RESULTS = {
         "properties": {"id": {"type": "string"}, "title": {"type": "string"}, "text": {"type": "string"},
                        "url": {"type": ["string", "null"]}, "score": {"type": "number"}}}}},
 }
+_CONVERSATION_SUMMARY = {
+    "type": "object", "required": ["id", "title", "created_at", "updated_at", "turns"],
+    "properties": {"id": {"type": "string"}, "title": {"type": "string"}, "created_at": {"type": "string"},
+                   "updated_at": {"type": "string"}, "turns": {"type": "integer"}},
+}
+_CONVERSATION_PAGE = {
+    "type": "object", "required": ["conversations", "next_cursor"],
+    "properties": {"conversations": {"type": "array", "items": _CONVERSATION_SUMMARY},
+                   "next_cursor": {"type": ["string", "null"]}},
+}
+_TURN = {"type": "object", "required": ["question", "answer", "sources", "usage", "finish_reason", "created_at"]}
+_CONVERSATION = {
+    "type": "object", "required": ["id", "title", "created_at", "updated_at", "turns"],
+    "properties": {"id": {"type": "string"}, "title": {"type": "string"}, "created_at": {"type": "string"},
+                   "updated_at": {"type": "string"}, "turns": {"type": "array", "items": _TURN}},
+}
+
+
+def _conversation_errors() -> dict[str, Any]:
+    return {"401": _error("Missing or invalid credentials"), "404": _error("No such conversation for this caller"),
+            "422": _error("Bad limit or cursor"), "429": _error("Rate limit reached"),
+            "503": _error("The conversation database is unavailable; see Retry-After")}
+
+
 _HEALTH = {
     "type": "object",
     "required": ["status", "model"],
-    "properties": {"status": {"type": "string", "enum": ["ok", "draining"]}, "model": {"type": "string"}},
+    "properties": {"status": {"type": "string", "enum": ["ok", "draining"]}, "model": {"type": "string"},
+                   "database": {"type": "string", "enum": ["ok", "unavailable", "off"]}},
 }
 
 
@@ -70,7 +95,9 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
             "200": {"description": "The answer; with \"stream\": true, Server-Sent Events (token, done, error)",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatResponse"}},
                                 "text/event-stream": {"schema": _SSE_EVENT}}},
-            "401": _error("Missing or invalid API key"),
+            "401": _error("Missing or invalid credentials"),
+            "404": _error("Unknown conversation (or another user's), or history is off"),
+            "429": _error("Rate limit reached; see Retry-After"),
             "413": _error("Body too large"),
             "415": _error("Not JSON"),
             "422": _error("Invalid question or parameters"),
@@ -97,10 +124,13 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
                             "content": {"application/json": {"schema": {"type": "object"}},
                                         "text/event-stream": {"schema": _SSE_EVENT}}},
                     **{code: _json({"$ref": "#/components/schemas/OpenAIError"}, text) for code, text in (
-                        ("401", "Missing or invalid API key"), ("413", "Body too large"), ("415", "Not JSON"),
+                        ("401", "Missing or invalid credentials"), ("413", "Body too large"), ("415", "Not JSON"),
+                        ("429", "Rate limit reached"),
                         ("422", "Invalid request"), ("500", "Generation failed"),
                         ("503", "Queue full or shutting down"), ("504", "Request timeout"))}}}},
             "/v1/models": {"get": {"summary": "OpenAI-compatible model list", "responses": {
+                **{code: _json({"$ref": "#/components/schemas/OpenAIError"}, text) for code, text in (
+                    ("401", "Missing or invalid credentials"), ("429", "Rate limit reached"))},
                 "200": _json({"type": "object"}, "The served generator, and the embedder if there is one")}}},
             "/search": {"post": {
                 "summary": "Passages of the knowledge base for a query (dense + BM25, fused by reciprocal rank)",
@@ -108,7 +138,8 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
                     "schema": {"$ref": "#/components/schemas/SearchRequest"}}}},
                 "responses": {
                     "200": _json({"$ref": "#/components/schemas/SearchResults"}, "Passages, best first"),
-                    "401": _error("Missing or invalid API key"), "404": _error("No knowledge base"),
+                    "401": _error("Missing or invalid credentials"), "404": _error("No knowledge base"),
+                    "429": _error("Rate limit reached"), "503": _error("Key set unreachable"),
                     "413": _error("Body too large"), "415": _error("Not JSON"),
                     "422": _error("Invalid query or k")}}},
             "/v1/embeddings": {"post": {
@@ -119,8 +150,22 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
                     "200": _json({"type": "object", "required": ["object", "data", "model", "usage"]},
                                  "A list of embeddings"),
                     **{code: _json({"$ref": "#/components/schemas/OpenAIError"}, text) for code, text in (
-                        ("401", "Missing or invalid API key"), ("404", "No knowledge base"),
+                        ("401", "Missing or invalid credentials"), ("404", "No knowledge base"),
+                        ("429", "Rate limit reached"), ("503", "Key set unreachable"),
                         ("413", "Body too large"), ("415", "Not JSON"), ("422", "Invalid request"))}}}},
+            "/conversations": {"get": {
+                "summary": "The caller's conversations, most recently updated first",
+                "parameters": [
+                    {"name": "limit", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": settings.max_page_size}},
+                    {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}}],
+                "responses": {"200": _json(_CONVERSATION_PAGE, "A page of conversations"), **_conversation_errors()}}},
+            "/conversations/{id}": {
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "get": {"summary": "One conversation with its turns, oldest first", "responses": {
+                    "200": _json(_CONVERSATION, "The conversation"), **_conversation_errors()}},
+                "delete": {"summary": "Delete a conversation and its turns", "responses": {
+                    "204": {"description": "Deleted"}, **_conversation_errors()}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
                 "description": "Prometheus text format",
                 "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
@@ -128,7 +173,10 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
         "components": {"schemas": components,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
-    if settings.api_keys or settings.api_keys_file:  # every route that answers, searches or embeds
-        for path in ("/chat/", "/v1/chat/completions", "/search", "/v1/embeddings"):
-            schema["paths"][path]["post"]["security"] = [{"bearer": []}]
+    if settings.api_keys or settings.api_keys_file or settings.auth_jwks_url or settings.auth_jwt_secret:
+        for path, item in schema["paths"].items():  # every route that answers, searches, embeds or remembers
+            if path.startswith(("/chat", "/v1/", "/search", "/conversations")):
+                for method in ("get", "post", "delete"):
+                    if method in item:
+                        item[method]["security"] = [{"bearer": []}]
     return schema

@@ -1,20 +1,20 @@
-"""Admission of a generation request (key, content type, body size, prompt length, drain, queue),
-and its release once answered.
+"""Admission: who is asking (identity, rate limit), content type, body size, drain, queue; and the
+release of an admitted request once answered.
 
-Shared by ``/chat/`` and ``/v1/chat/completions`` so both refuse the same things the same way.
+Shared by every route that answers, so all refuse the same things the same way.
 """
 
 from __future__ import annotations
 
 from starlette.requests import ClientDisconnect, Request
 
-from server.auth import authorized
-from server.batcher import Job, QueueFull
-from server.drain import Draining
+from server.admission.drain import Draining
 from server.errors import APIError
-from server.sampling import SamplingParams
+from server.generation.batcher import Job, QueueFull
+from server.generation.sampling import SamplingParams
+from server.generation.streaming import Generation, collect
+from server.identity import Identity
 from server.service import Service
-from server.streaming import Generation, collect
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -33,13 +33,25 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def check_request(request: Request, service: Service) -> None:
-    """Key and content type, before the body is read."""
-    if not authorized(request.headers.get("authorization"), service.api_keys):
-        raise APIError(401, "missing or invalid API key", "unauthorized", {"WWW-Authenticate": "Bearer"})
+async def caller(request: Request, service: Service) -> Identity:
+    """Who is asking: 401 without valid credentials, 429 past the rate limit, 503 if the key set is down."""
+    try:
+        identity = await service.identity.identify(request.headers.get("authorization"))
+    except APIError as exc:
+        service.metrics.rejected.labels(exc.error_type).inc()
+        raise
+    service.metrics.identified.labels(identity.method).inc()
+    request.state.log["user"] = identity.label  # never a key or a token
+    return identity
+
+
+async def check_request(request: Request, service: Service) -> Identity:
+    """The caller and the content type, before the body is read."""
+    identity = await caller(request, service)
     media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if media != "application/json":
         raise APIError(415, f"content type must be application/json, not {media or 'empty'}", "validation")
+    return identity
 
 
 def admit(service: Service, prompt_ids: list[int], params: SamplingParams, stream: bool) -> Job:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from server.engine import DecoderState, Engine
-from server.sampling import FinishReason, SamplingParams, check_stop, choose_token
+from server.generation.engine import DecoderState, Engine
+from server.generation.sampling import FinishReason, SamplingParams, check_stop, choose_token
 
 log = logging.getLogger("iscoolgpt.batcher")
 

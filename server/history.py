@@ -1,0 +1,125 @@
+"""Conversation history as the pipeline and the routes use it: off the event loop, its health tracked.
+
+Every store call runs in a worker thread. A database that fails gives 503
+``unavailable`` with ``Retry-After`` (never a 500), is marked down, and is
+tried again by the next request or health check; nothing needs a restart.
+A conversation that is not the caller's is 404 ``not_found``, exactly like
+one that does not exist, on every route.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+
+from server.errors import APIError
+from server.observability import Metrics
+from server.storage.store import ID_PATTERN, Conversation, NotFound, Store, StoreUnavailable, Turn
+
+log = logging.getLogger("iscoolgpt.history")
+T = TypeVar("T")
+RECHECK_S = 2.0  # how long a health verdict holds before the database is asked again
+RETRY_AFTER = "2"
+
+
+def not_found() -> APIError:
+    return APIError(404, "conversation not found", "not_found")
+
+
+class History:
+    """The store, or None when ``DATABASE_URL=none`` (no history: a stateless server)."""
+
+    def __init__(self, store: Store | None, metrics: Metrics, turns: int) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.turns_in_context = turns
+        self.up = store is not None
+        self.checked = time.monotonic()
+        metrics.database_up.set(1 if self.up else 0)
+
+    @property
+    def enabled(self) -> bool:
+        return self.store is not None
+
+    def _mark(self, up: bool, why: str = "") -> None:
+        if up != self.up:
+            log.warning("database %s%s", "is back" if up else "unavailable: ", why)
+        self.up, self.checked = up, time.monotonic()
+        self.metrics.database_up.set(1 if up else 0)
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.store is None:
+            raise APIError(404, "conversation history is off on this server (DATABASE_URL=none)", "not_found")
+        try:
+            result = await run_in_threadpool(fn, *args)
+        except StoreUnavailable as exc:
+            self._mark(False, str(exc))
+            self.metrics.database_errors.inc()
+            raise APIError(503, "the conversation database is unavailable; try again shortly", "unavailable",
+                           {"Retry-After": RETRY_AFTER}) from None
+        except NotFound:
+            self._mark(True)
+            raise not_found() from None
+        self._mark(True)
+        return result
+
+    async def status(self) -> str:
+        """``ok``, ``unavailable`` or ``off``; the database is pinged at most every two seconds."""
+        if self.store is None:
+            return "off"
+        if time.monotonic() - self.checked >= RECHECK_S:
+            try:
+                await self._call(self.store.ping)
+            except APIError:
+                pass
+        return "ok" if self.up else "unavailable"
+
+    async def require(self) -> None:
+        """503 at once when the database is known to be down, before any work is spent on a turn."""
+        if await self.status() == "unavailable":
+            raise APIError(503, "the conversation database is unavailable; try again shortly", "unavailable",
+                           {"Retry-After": RETRY_AFTER})
+
+    async def context(self, user: str, conversation: str) -> list[Turn]:
+        """The last turns of the user's conversation, oldest first; 404 if it is not theirs."""
+        checked_id(conversation)
+        return await self._call(self._store().turns, user, conversation, self.turns_in_context or None)
+
+    async def append(self, user: str, conversation: str, turn: Turn, new: bool) -> None:
+        await self._call(self._store().add_turn, user, conversation, turn, new)
+        self.metrics.turns_stored.inc()
+
+    async def conversations(self, user: str, limit: int, cursor: str | None) -> tuple[list[Conversation], str | None]:
+        try:
+            return await self._call(self._store().conversations, user, limit, cursor)
+        except ValueError as exc:
+            raise APIError(422, f"cursor: {exc}", "validation") from None
+
+    async def conversation(self, user: str, conversation: str) -> tuple[Conversation, list[Turn]]:
+        checked_id(conversation)
+        store = self._store()
+        return await self._call(lambda: (store.conversation(user, conversation), store.turns(user, conversation)))
+
+    async def delete(self, user: str, conversation: str) -> None:
+        checked_id(conversation)
+        await self._call(self._store().delete, user, conversation)
+
+    def _store(self) -> Store:
+        if self.store is None:
+            raise APIError(404, "conversation history is off on this server (DATABASE_URL=none)", "not_found")
+        return self.store
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+
+def checked_id(conversation: str) -> str:
+    """An id of the form this server hands out; anything else cannot exist (404, no database visit)."""
+    if not ID_PATTERN.fullmatch(conversation):
+        raise not_found()
+    return conversation

@@ -1,0 +1,121 @@
+"""JWT bearer tokens (PyJWT): RS256/ES256 against a JWKS URL (Amazon Cognito works as it is), or HS256.
+
+What is checked: the signature, with only the algorithms of the configured
+mode (never ``none``, never an HMAC keyed with a public key: an RSA key only
+verifies RS256, an EC key only ES256); ``exp`` and ``sub`` present; ``exp``,
+``nbf`` and ``iat`` with a small leeway; ``iss`` and ``aud`` when configured
+(Cognito access tokens carry the app client in ``client_id`` instead of
+``aud``: either is accepted). The key set is fetched in a worker thread,
+cached, and fetched again for an unknown ``kid`` at most once a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from typing import Any
+
+import jwt
+from jwt.exceptions import InvalidTokenError, PyJWKError
+
+LEEWAY_S = 30  # clock skew allowed on exp, nbf and iat
+MAX_TOKEN_CHARS = 8192  # a real token is well under 2 KB; anything longer is refused unparsed
+REFRESH_EVERY_S = 60.0  # the key set is fetched again for an unknown kid at most this often
+FETCH_TIMEOUT_S = 5.0
+KEY_ALGORITHMS = {"RSA": "RS256", "EC": "ES256"}  # the one algorithm each kind of key may verify
+
+
+class InvalidToken(Exception):
+    """The token does not prove who the caller is; the message says why (never the token)."""
+
+
+class KeySetUnavailable(Exception):
+    """The JWKS could not be fetched and the token's key is not cached: a dependency failed, not the caller."""
+
+
+class KeySet:
+    """Public keys by ``kid`` from a JWKS URL, fetched lazily and refreshed at most once a minute."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._keys: dict[str, tuple[Any, str]] = {}  # kid -> (public key, the one algorithm it verifies)
+        self._fetched = 0.0
+        self._lock = threading.Lock()
+
+    def fetch(self) -> None:
+        """Fetch the key set now (blocking); keys of unsupported kinds are skipped."""
+        try:
+            with urllib.request.urlopen(self.url, timeout=FETCH_TIMEOUT_S) as response:  # noqa: S310 (configured URL)
+                document = json.loads(response.read(1 << 20))
+        except (OSError, ValueError) as exc:
+            raise KeySetUnavailable(f"cannot fetch the key set: {exc}") from None
+        keys = {}
+        for entry in document.get("keys", []) if isinstance(document, dict) else []:
+            if not (isinstance(entry, dict) and isinstance(entry.get("kid"), str)
+                    and entry.get("kty") in KEY_ALGORITHMS and entry.get("crv", "P-256") == "P-256"):
+                continue  # symmetric ("oct") keys and other curves are never accepted from a key set
+            algorithm = KEY_ALGORITHMS[entry["kty"]]
+            try:
+                keys[entry["kid"]] = (jwt.PyJWK(entry, algorithm).key, algorithm)
+            except (PyJWKError, InvalidTokenError, TypeError, ValueError):
+                continue
+        self._keys = keys
+        self._fetched = time.monotonic()
+
+    def key(self, kid: str) -> tuple[Any, str]:
+        """The key for ``kid``; an unknown one refreshes the set, at most once a minute (blocking)."""
+        if kid not in self._keys:
+            with self._lock:
+                if kid not in self._keys and time.monotonic() - self._fetched >= REFRESH_EVERY_S:
+                    self.fetch()
+        try:
+            return self._keys[kid]
+        except KeyError:
+            raise InvalidToken("unknown signing key") from None
+
+
+class TokenVerifier:
+    """Turns a bearer token into its user (``sub``), in the configured mode."""
+
+    def __init__(self, *, jwks_url: str = "", secret: str = "", issuer: str = "", audience: str = "") -> None:
+        self.keys = KeySet(jwks_url) if jwks_url else None
+        self.secret = secret
+        self.issuer = issuer
+        self.audience = audience
+
+    def user(self, token: str) -> str:
+        """The token's ``sub``; :class:`InvalidToken` or :class:`KeySetUnavailable` otherwise (blocking)."""
+        if len(token) > MAX_TOKEN_CHARS:
+            raise InvalidToken("token too long")
+        try:
+            header = jwt.get_unverified_header(token)
+        except InvalidTokenError:
+            raise InvalidToken("malformed token") from None
+        if self.keys is not None:
+            kid = header.get("kid")
+            if not isinstance(kid, str):
+                raise InvalidToken("token has no key id")
+            key, algorithm = self.keys.key(kid)
+            algorithms = [algorithm]
+        else:
+            key, algorithms = self.secret, ["HS256"]
+        try:
+            claims = jwt.decode(token, key, algorithms=algorithms, leeway=LEEWAY_S,
+                                issuer=self.issuer or None,
+                                options={"require": ["exp", "sub"], "verify_aud": False})
+        except InvalidTokenError as exc:
+            raise InvalidToken(str(exc) or type(exc).__name__) from None
+        if self.audience and not _audience_ok(claims, self.audience):
+            raise InvalidToken("token is for another audience")
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub or len(sub) > 256:
+            raise InvalidToken("token has no usable subject")
+        return sub
+
+
+def _audience_ok(claims: dict[str, Any], audience: str) -> bool:
+    aud = claims.get("aud")
+    auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    return audience in auds or claims.get("client_id") == audience

@@ -1,0 +1,48 @@
+"""PostgreSQL, for tasks that scale out: a psycopg 3 connection pool, migrations under an advisory lock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from server.storage.migrations import ADVISORY_LOCK_KEY
+from server.storage.store import Store, StoreUnavailable
+
+CONNECT_TIMEOUT_S = 3  # a database that does not answer is unavailable, not a hung request
+POOL_TIMEOUT_S = 5.0  # the longest a request waits for a free connection
+
+
+class PostgresStore(Store):
+    """Conversations in PostgreSQL, through a small pool of connections."""
+
+    placeholder = "%s"
+    lock_rows = "FOR UPDATE"  # two turns of one conversation at once get consecutive positions
+
+    def __init__(self, url: str, min_size: int = 1, max_size: int = 8) -> None:
+        # The pool opens without waiting: a database that is down at this moment is reported by
+        # the first operation (start-up migrates at once, so it fails there, with one line).
+        self.pool = ConnectionPool(url, min_size=min_size, max_size=max_size, timeout=POOL_TIMEOUT_S,
+                                   kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "autocommit": False},
+                                   check=ConnectionPool.check_connection, open=True, name="iscoolgpt")
+
+    @property
+    def kind(self) -> str:
+        return "postgresql"
+
+    @contextmanager
+    def transaction(self, migrate: bool = False) -> Iterator[Any]:
+        try:
+            with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                if migrate:  # released at commit: the next task to start waits, then finds nothing to do
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+                yield cur
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreUnavailable(f"PostgreSQL: {first}") from None
+
+    def close(self) -> None:
+        self.pool.close()
