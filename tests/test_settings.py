@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,15 @@ def test_settings_are_frozen() -> None:
     settings = load_settings(env_file=None)
     with pytest.raises(ValueError, match="frozen"):
         settings.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"auth_jwt_secret": "short"}, "AUTH_JWT_SECRET: Value error, must be at least 32 bytes"),
+    ({"auth_jwks_url": "file:///etc/keys"}, "AUTH_JWKS_URL: Value error, must be an http(s) URL"),
+    ({"auth_jwks_url": "https://idp/jwks", "auth_jwt_secret": "s" * 32}, "set AUTH_JWKS_URL (RS256/ES256) or"),
+    ({"database_url": "mysql://x"}, "DATABASE_URL: Value error, must be sqlite:///PATH, postgresql://... or none"),
+    ({"retrieval_k": 12}, "RETRIEVAL_K (12) is above RETRIEVAL_K_MAX (10)"),
+])
+def test_auth_database_and_retrieval_settings_are_checked(overrides: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        load_settings(env_file=None, **overrides)
