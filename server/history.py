@@ -9,6 +9,7 @@ one that does not exist, on every route.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ class History:
         self.turns_in_context = turns
         self.up = store is not None
         self.checked = time.monotonic()
+        self._ping: asyncio.Task[None] | None = None
         metrics.database_up.set(1 if self.up else 0)
 
     @property
@@ -68,15 +70,21 @@ class History:
         return result
 
     async def status(self) -> str:
-        """``ok``, ``unavailable`` or ``off``; the database is pinged at most every two seconds."""
+        """``ok``, ``unavailable`` or ``off``, at once: a verdict older than two seconds starts a ping in
+        the background (the load balancer's probe never waits on the database)."""
         if self.store is None:
             return "off"
-        if time.monotonic() - self.checked >= RECHECK_S:
-            try:
-                await self._call(self.store.ping)
-            except APIError:
-                pass
+        if time.monotonic() - self.checked >= RECHECK_S and self._ping is None:
+            self._ping = asyncio.get_running_loop().create_task(self._check())
         return "ok" if self.up else "unavailable"
+
+    async def _check(self) -> None:
+        try:
+            await self._call(self._store().ping)
+        except APIError:
+            pass  # marked down by _call
+        finally:
+            self._ping = None
 
     async def require(self) -> None:
         """503 at once when the database is known to be down, before any work is spent on a turn."""

@@ -12,8 +12,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from server.storage.migrations import ADVISORY_LOCK_KEY
 from server.storage.store import Store, StoreUnavailable
 
-CONNECT_TIMEOUT_S = 3  # a database that does not answer is unavailable, not a hung request
-POOL_TIMEOUT_S = 5.0  # the longest a request waits for a free connection
+CONNECT_TIMEOUT_S = 2  # a database that does not answer is unavailable, not a hung request
+POOL_TIMEOUT_S = 2.0  # the longest a request waits for a connection (or for the database to come back)
 
 
 class PostgresStore(Store):
