@@ -77,3 +77,22 @@ def test_chat_page_shows_the_sources_under_a_grounded_answer(grounded: str, page
     assert answer == "Parameter Store keeps configuration values and secrets as named parameters."
     assert len(titles) == 3 and titles[0] == "Parameter Store"  # a --docs file: a title, no link
     assert links and all(link.startswith("https://docs.aws.amazon.com/goto/WebAPI/") for link in links)
+
+
+@needs_chromium
+def test_a_conversation_survives_a_reload_and_can_be_deleted(grounded: str, page: Page) -> None:
+    ask(page, grounded, "How cheap are Spot Instances?")
+    page.fill("#question", "Can spare capacity be interrupted?")
+    page.click("#send")
+    page.wait_for_function("document.querySelectorAll('#log li.reply .meta').length === 2", timeout=30_000)
+    page.reload()
+    page.wait_for_function("document.querySelectorAll('#log li.question').length === 2", timeout=30_000)
+    questions = page.eval_on_selector_all("#log li.question", "items => items.map(i => i.innerText)")
+    open_title = page.inner_text("#conversations li.open .title")
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT.with_name("conversation-page.png")), full_page=True)
+    page.click("#conversations li.open .delete")
+    page.wait_for_selector("#conversations li.open", state="detached", timeout=10_000)
+    assert questions == ["How cheap are Spot Instances?", "Can spare capacity be interrupted?"]
+    assert open_title == "How cheap are Spot Instances?"
+    assert page.query_selector_all("#log li") == []

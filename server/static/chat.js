@@ -1,14 +1,42 @@
-// The chat page: POST /chat/ with "stream": true, show the answer as its events arrive, then its sources.
+// The chat page: conversations in a sidebar, answers streamed from POST /chat/ with their sources.
+// The open conversation and the token are kept in this browser's localStorage, so a reload reopens both.
 "use strict";
 
 const log = document.getElementById("log");
 const form = document.getElementById("ask");
 const input = document.getElementById("question");
 const send = document.getElementById("send");
+const list = document.getElementById("conversations");
+const sidebar = document.getElementById("sidebar");
+const tokenField = document.getElementById("api_key");
+const OPEN = "iscoolgpt.conversation";
+const TOKEN = "iscoolgpt.token";
+
+tokenField.value = localStorage.getItem(TOKEN) || "";
+tokenField.addEventListener("change", () => {
+  localStorage.setItem(TOKEN, tokenField.value.trim());
+  refresh();
+});
 
 fetch("/health").then((r) => r.json()).then((h) => {
   document.getElementById("model").textContent = h.model;
 }).catch(() => {});
+
+function headers(json) {
+  const h = json ? { "content-type": "application/json" } : {};
+  const key = tokenField.value.trim();
+  if (key) h.authorization = `Bearer ${key}`;
+  return h;
+}
+
+async function api(method, path) {
+  const response = await fetch(path, { method, headers: headers(false) });
+  if (!response.ok) {
+    const error = await response.json().catch(() => ({ error: response.statusText }));
+    throw Object.assign(new Error(`${response.status}: ${error.error}`), { status: response.status });
+  }
+  return response.status === 204 ? null : response.json();
+}
 
 function bubble(kind, text) {
   const item = document.createElement("li");
@@ -22,11 +50,11 @@ function bubble(kind, text) {
 }
 
 // The passages an answer was grounded on, in rank order: a link where the passage has one.
-function sources(item, list) {
-  if (!list || list.length === 0) return;
+function sources(item, found) {
+  if (!found || found.length === 0) return;
   const box = document.createElement("ol");
   box.className = "sources";
-  for (const source of list) {
+  for (const source of found) {
     const entry = document.createElement("li");
     const label = source.url ? document.createElement("a") : document.createElement("span");
     label.textContent = source.title;
@@ -46,6 +74,73 @@ function meta(item, text) {
   line.className = "meta";
   line.textContent = text;
   item.append(line);
+}
+
+// The sidebar: the caller's conversations, newest first; hidden when the server keeps no history.
+async function refresh() {
+  let page;
+  try {
+    page = await api("GET", "/conversations?limit=50");
+  } catch (error) {
+    sidebar.hidden = error.status === 404;  // history is off on this server
+    list.replaceChildren();
+    return;
+  }
+  sidebar.hidden = false;
+  list.replaceChildren(...page.conversations.map((c) => {
+    const entry = document.createElement("li");
+    entry.dataset.id = c.id;
+    if (c.id === localStorage.getItem(OPEN)) entry.className = "open";
+    const title = document.createElement("button");
+    title.className = "title";
+    title.textContent = c.title;
+    title.addEventListener("click", () => open(c.id));
+    const remove = document.createElement("button");
+    remove.className = "delete";
+    remove.title = "Delete this conversation";
+    remove.textContent = "×";
+    remove.addEventListener("click", () => forget(c.id));
+    entry.append(title, remove);
+    return entry;
+  }));
+}
+
+async function open(id) {
+  let conversation;
+  try {
+    conversation = await api("GET", `/conversations/${encodeURIComponent(id)}`);
+  } catch (error) {
+    localStorage.removeItem(OPEN);  // deleted elsewhere, or not this user's
+    log.replaceChildren();
+    await refresh();
+    return;
+  }
+  localStorage.setItem(OPEN, id);
+  log.replaceChildren();
+  for (const turn of conversation.turns) {
+    bubble("question", turn.question);
+    const item = bubble("reply", turn.answer);
+    sources(item, turn.sources);
+    meta(item, `${turn.usage.completion_tokens} tokens · ${turn.finish_reason} · ${turn.created_at}`);
+  }
+  await refresh();
+}
+
+async function forget(id) {
+  try {
+    await api("DELETE", `/conversations/${encodeURIComponent(id)}`);
+  } catch (error) {
+    // already gone: the list below shows what is left
+  }
+  if (localStorage.getItem(OPEN) === id) startNew();
+  await refresh();
+}
+
+function startNew() {
+  localStorage.removeItem(OPEN);
+  log.replaceChildren();
+  refresh();
+  input.focus();
 }
 
 // Server-Sent Events come as "event: NAME\ndata: JSON\n\n"; split on the blank line.
@@ -71,23 +166,23 @@ async function ask(question) {
   bubble("question", question);
   const item = bubble("reply", "");
   const answer = item.querySelector(".answer");
-  const headers = { "content-type": "application/json" };
-  const key = document.getElementById("api_key").value.trim();
-  if (key) headers.authorization = `Bearer ${key}`;
   const body = {
     question, stream: true,
     temperature: Number(document.getElementById("temperature").value),
     max_new_tokens: Number(document.getElementById("max_new_tokens").value),
   };
-  // Grounded is the server's default when it has a knowledge base; only a "no" is sent.
+  // A follow-up continues the open conversation; grounded is the server's default, only a "no" is sent.
+  const current = localStorage.getItem(OPEN);
+  if (current) body.conversation_id = current;
   if (!document.getElementById("grounded").checked) body.grounded = false;
   const started = performance.now();
   let first = null;
   try {
-    const response = await fetch("/chat/", { method: "POST", headers, body: JSON.stringify(body) });
+    const response = await fetch("/chat/", { method: "POST", headers: headers(true), body: JSON.stringify(body) });
     if (!response.ok) {
       const error = await response.json().catch(() => ({ error: response.statusText }));
-      throw new Error(`${response.status}: ${error.error}`);
+      const hint = response.status === 401 ? " (put a token or API key under Settings)" : "";
+      throw new Error(`${response.status}: ${error.error}${hint}`);
     }
     for await (const [name, data] of events(response)) {
       if (name === "token") {
@@ -100,6 +195,8 @@ async function ask(question) {
         const ttft = first === null ? total : (first - started) / 1000;
         meta(item, `${data.usage.completion_tokens} tokens · first piece ${ttft.toFixed(2)} s · ` +
                    `total ${total.toFixed(2)} s · ${data.finish_reason}`);
+        if (data.conversation_id) localStorage.setItem(OPEN, data.conversation_id);
+        await refresh();
       } else if (name === "error") {
         throw new Error(`${data.error_type}: ${data.error}`);
       }
@@ -123,3 +220,9 @@ form.addEventListener("submit", async (event) => {
     input.focus();
   }
 });
+
+document.getElementById("new").addEventListener("click", startNew);
+
+// A reload reopens the conversation that was open.
+const reopen = localStorage.getItem(OPEN);
+if (reopen) open(reopen); else refresh();
