@@ -17,7 +17,7 @@ from typing import Any
 from benchmarks import common
 from benchmarks.common import fmt, log, md_table, resolve_model, run_meta, write_results
 
-SUITES = ("decode", "coldstart", "memory", "footprint", "load")
+SUITES = ("decode", "coldstart", "memory", "footprint", "load", "history")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -22,7 +22,7 @@ from benchmarks.common import MODELS_DIR, ModelChoice, ensure_serving_dirs, fmt,
 from benchmarks.procs import HOST, running_server
 from server import serving_dir as sd
 
-STAGES = ("retrieval", "prompt", "queue", "prefill", "decode")
+STAGES = ("history", "retrieval", "prompt", "queue", "prefill", "decode", "record")
 MAX_NEW_TOKENS = 32
 
 
@@ -55,7 +55,8 @@ def _timing(header: str) -> dict[str, float]:
 def measure(choice: ModelChoice, serving: Path, questions: list[str], grounded: bool) -> dict[str, Any]:
     """One request at a time (no batching effects): per-stage and client-side times."""
     rows: list[dict[str, float]] = []
-    with running_server("ours", choice, serving, 120, {"NUM_THREADS": "0"}) as (port, _, _proc), \
+    env = {"NUM_THREADS": "0", "DATABASE_URL": "none"}  # history's own cost: python -m benchmarks history
+    with running_server("ours", choice, serving, 120, env) as (port, _, _proc), \
             httpx.Client(base_url=f"http://{HOST}:{port}", timeout=120) as http:
         for question in questions[:3]:  # warm-up
             http.post("/chat/", json={"question": question, "max_new_tokens": 4, "grounded": grounded})
@@ -83,7 +84,7 @@ def run(choice: ModelChoice, kb_dir: Path, tokenizer: Path, questions: list[str]
     g, u = results["grounded"], results["ungrounded"]
     rows = [[name, fmt(g[name]["p50"], 2), fmt(g[name]["p95"], 2),
              fmt(u[name]["p50"], 2) if name in u else "-", fmt(u[name]["p95"], 2) if name in u else "-"]
-            for name in [*STAGES, "other", "total", "prompt_tokens", "tokens"]]
+            for name in [*STAGES, "other", "total", "prompt_tokens", "tokens"] if name in g]
     body = (f"\n## A grounded /chat/ request, stage by stage\n\n{choice.label} with flan-t5-small's real tokenizer "
             f"and the knowledge base above; one request at a time over HTTP, greedy, at most {MAX_NEW_TOKENS} new "
             f"tokens, {len(questions)} questions, milliseconds (from the `Server-Timing` header; `other` is what "

@@ -95,7 +95,7 @@ class History:
     async def context(self, user: str, conversation: str) -> list[Turn]:
         """The last turns of the user's conversation, oldest first; 404 if it is not theirs."""
         checked_id(conversation)
-        return await self._call(self._store().turns, user, conversation, self.turns_in_context or None)
+        return await self._call(self._store().turns, user, conversation, self.turns_in_context)
 
     async def append(self, user: str, conversation: str, turn: Turn, new: bool) -> None:
         await self._call(self._store().add_turn, user, conversation, turn, new)

@@ -121,7 +121,9 @@ async def record(service: Service, fields: dict[str, Any], ask: Ask, prepared: P
                    "prefill_ms": result.prefill_seconds * 1000, "decode_ms": result.decode_seconds * 1000}
         turn = Turn(ask.question, answer, prepared.sources_json(), usage, str(result.finish_reason),
                     {k: round(v, 2) for k, v in timings.items()})
+        began = time.perf_counter()
         await service.history.append(ask.user, prepared.conversation_id, turn, prepared.new_conversation)
+        prepared.timings["record_ms"] = (time.perf_counter() - began) * 1000
     service.record(fields, ask.question, len(prepared.prompt_ids), result)
     fields.update({k: round(v, 2) for k, v in prepared.timings.items()})
     fields.update(grounded=prepared.grounded, sources=len(prepared.sources))
@@ -131,5 +133,6 @@ def server_timing(prepared: Prepared, result: Result) -> str:
     """The ``Server-Timing`` header of a whole answer: what each stage took, in milliseconds."""
     stages = {"history": prepared.timings.get("history_ms"), "retrieval": prepared.timings.get("retrieval_ms"),
               "prompt": prepared.timings.get("prompt_ms"), "queue": result.queue_seconds * 1000,
-              "prefill": result.prefill_seconds * 1000, "decode": result.decode_seconds * 1000}
+              "prefill": result.prefill_seconds * 1000, "decode": result.decode_seconds * 1000,
+              "record": prepared.timings.get("record_ms")}
     return ", ".join(f"{name};dur={ms:.2f}" for name, ms in stages.items() if ms is not None)

@@ -116,4 +116,4 @@ def test_passages_beyond_the_token_budget_are_left_out(small_budget: Service) ->
 def test_whole_answers_say_what_each_stage_took(grounded: str) -> None:
     response = httpx.post(f"{grounded}/chat/", json={"question": "queue", "max_new_tokens": 2}, timeout=30)
     stages = [part.split(";dur=")[0].strip() for part in response.headers["server-timing"].split(",")]
-    assert stages == ["history", "retrieval", "prompt", "queue", "prefill", "decode"]
+    assert stages == ["history", "retrieval", "prompt", "queue", "prefill", "decode", "record"]

@@ -164,7 +164,7 @@ class Store(ABC):
                 raise NotFound(conversation)
             sql = ("SELECT question, answer, sources, usage, finish_reason, timings, created_at FROM turns "
                    "WHERE conversation_id = ? ORDER BY position DESC")
-            rows = self._run(cur, sql + (f" LIMIT {int(last)}" if last else ""), conversation).fetchall()
+            rows = self._run(cur, sql + (f" LIMIT {int(last)}" if last is not None else ""), conversation).fetchall()
         return [Turn(q, a, json.loads(s), json.loads(u), f, json.loads(t), c) for q, a, s, u, f, t, c in rows[::-1]]
 
     def conversation(self, user: str, conversation: str) -> Conversation:
