@@ -37,11 +37,14 @@ RUN python -m venv /opt/venv \
  && bash /tmp/prune_runtime.sh /opt/venv/lib/python3.11/site-packages \
  && rm -rf /tmp/requirements /tmp/prune_runtime.sh
 RUN groupadd --system --gid 10001 app \
- && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin app
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin app \
+ && mkdir -p /app/data && chown 10001:10001 /app/data
 WORKDIR /app
 COPY --chown=root:root server/ server/
 COPY --from=export --chown=root:root /build/models/serving /models/serving
-ENV MODEL_DIR=/models/serving HOST=0.0.0.0 PORT=8080 DRAIN_SECONDS=30
+# Conversations: SQLite in /app/data (mount a volume to keep them) unless DATABASE_URL names PostgreSQL.
+ENV MODEL_DIR=/models/serving HOST=0.0.0.0 PORT=8080 DRAIN_SECONDS=30 DATABASE_URL=sqlite:////app/data/iscoolgpt.db
+VOLUME ["/app/data"]
 USER 10001:10001
 EXPOSE 8080
 # The image has no curl: Python itself asks /health.
