@@ -115,6 +115,12 @@ def ensure_serving_dirs(choice: ModelChoice, precisions: Sequence[str] = ("int8"
     return dirs
 
 
+def server_timing(header: str) -> dict[str, float]:
+    """Milliseconds by stage from a ``Server-Timing`` header (``name;dur=ms, ...``)."""
+    parts = (p.strip().split(";dur=") for p in header.split(",") if ";dur=" in p)
+    return {name: float(ms) for name, ms in parts}
+
+
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 

@@ -18,16 +18,21 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import ModelChoice, ensure_serving_dirs, fmt, log, md_table, median, percentile, write_results
+from benchmarks.common import (
+    ModelChoice,
+    ensure_serving_dirs,
+    fmt,
+    log,
+    md_table,
+    median,
+    percentile,
+    server_timing,
+    write_results,
+)
 from benchmarks.procs import HOST, free_port, running_server
 
 CLIENTS = 16
 TOKENS = 32
-
-
-def _timing(header: str) -> dict[str, float]:
-    parts = (p.strip().split(";dur=") for p in header.split(",") if ";dur=" in p)
-    return {name: float(ms) for name, ms in parts}
 
 
 def per_turn(port: int, conversations: int, turns: int) -> dict[str, list[float]]:
@@ -43,7 +48,7 @@ def per_turn(port: int, conversations: int, turns: int) -> dict[str, list[float]
                 out["total"].append((time.perf_counter() - began) * 1000)
                 response.raise_for_status()
                 cid = response.json()["conversation_id"]
-                stages = _timing(response.headers["server-timing"])
+                stages = server_timing(response.headers["server-timing"])
                 for name in ("history", "record"):
                     if name in stages:
                         out[name].append(stages[name])

@@ -18,7 +18,17 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import MODELS_DIR, ModelChoice, ensure_serving_dirs, fmt, log, md_table, median, percentile
+from benchmarks.common import (
+    MODELS_DIR,
+    ModelChoice,
+    ensure_serving_dirs,
+    fmt,
+    log,
+    md_table,
+    median,
+    percentile,
+    server_timing,
+)
 from benchmarks.procs import HOST, running_server
 from server import serving_dir as sd
 
@@ -47,11 +57,6 @@ def grounded_serving_dir(choice: ModelChoice, kb_dir: Path, tokenizer: Path) -> 
     return out
 
 
-def _timing(header: str) -> dict[str, float]:
-    parts = (p.strip().split(";dur=") for p in header.split(",") if ";dur=" in p)
-    return {name: float(ms) for name, ms in parts}
-
-
 def measure(choice: ModelChoice, serving: Path, questions: list[str], grounded: bool) -> dict[str, Any]:
     """One request at a time (no batching effects): per-stage and client-side times."""
     rows: list[dict[str, float]] = []
@@ -66,7 +71,7 @@ def measure(choice: ModelChoice, serving: Path, questions: list[str], grounded: 
                                                  "max_new_tokens": MAX_NEW_TOKENS})
             total = (time.perf_counter() - began) * 1000
             response.raise_for_status()
-            row = _timing(response.headers["server-timing"])
+            row = server_timing(response.headers["server-timing"])
             row.update(total=total, other=total - sum(row.values()),
                        prompt_tokens=response.json()["usage"]["prompt_tokens"],
                        tokens=response.json()["usage"]["completion_tokens"])
