@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from export.knowledge.build import KnowledgeOptions, build_knowledge
-from export.onnx_export import ONNX_FILES, export_onnx
+from export.onnx_export import export_onnx
 from export.quantize import QuantConfig, quantize_file
 from export.source import ExportError, Source, resolve
 from export.validate import validate
@@ -94,9 +94,9 @@ def build(opts: ExportOptions) -> dict[str, Any]:
     work = prepare_target(opts.out)
     try:
         fp32_dir = work / "fp32"
-        export_onnx(source.path, fp32_dir, lean=opts.decoder == "lean")
-        fp32_bytes = {name: (fp32_dir / name).stat().st_size for name in ONNX_FILES}
-        for name in ONNX_FILES:
+        onnx_files = [p.name for p in export_onnx(source.path, fp32_dir, lean=opts.decoder == "lean")]
+        fp32_bytes = {name: (fp32_dir / name).stat().st_size for name in onnx_files}
+        for name in onnx_files:
             if opts.fp32:
                 shutil.move(fp32_dir / name, work / name)
             else:

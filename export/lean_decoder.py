@@ -160,3 +160,33 @@ def build_decoder_with_past(model: Any, out: Path) -> None:
     model_proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
                                                           helper.make_opsetid("com.microsoft", 1)])
     onnx.save(model_proto, str(out))
+
+
+def build_cross_kv(model: Any, out: Path) -> None:
+    """Write the graph that turns the encoder's output into every decoder layer's cross-attention keys and
+    values, once per request: with it, the first decoder step is the with-past graph run with an empty
+    past, and the decoder's weights are stored (and loaded) once instead of twice.
+
+    All layers' key and value projections are one MatMul (``[d_model, 2 * layers * heads * d_kv]``), split
+    and laid out ``[batch, heads, source, d_kv]`` as the with-past graph reads them.
+    """
+    cfg = model.config
+    state = model.state_dict()
+    heads, d_kv, layers = cfg.num_heads, cfg.d_kv, cfg.num_decoder_layers
+    g = _Graph()
+    f32 = TensorProto.FLOAT
+    inputs = [helper.make_tensor_value_info("encoder_hidden_states", f32, ["batch", "source", cfg.d_model])]
+    outputs = [helper.make_tensor_value_info(f"present.{i}.encoder.{kv}", f32, ["batch", heads, "source", d_kv])
+               for i in range(layers) for kv in ("key", "value")]
+    keys = [f"decoder.block.{i}.layer.1.EncDecAttention.{m}.weight" for i in range(layers) for m in "kv"]
+    weight = np.ascontiguousarray(np.concatenate([_w(state, k).T for k in keys], axis=1))
+    projected = g.one("MatMul", ["encoder_hidden_states", g.const("cross_kv.weight", weight)], "/cross_kv/MatMul")
+    parts = g.op("Split", [projected, g.const("cross_kv/split", np.array([heads * d_kv] * 2 * layers, np.int64))],
+                 "/cross_kv/Split", outputs=2 * layers, axis=-1)
+    shape = g.const("cross_kv/shape", np.array([0, 0, heads, d_kv], np.int64))  # 0: keep batch and source
+    for part, name in zip(parts, (o.name for o in outputs), strict=True):
+        split_heads = g.one("Reshape", [part, shape], f"/cross_kv/{name}/Reshape")
+        g.nodes.append(helper.make_node("Transpose", [split_heads], [name], name=f"/cross_kv/{name}/Transpose",
+                                        perm=[0, 2, 1, 3]))
+    graph = helper.make_graph(g.nodes, "t5_decoder_cross_kv", inputs, outputs, g.inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(out))

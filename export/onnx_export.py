@@ -18,7 +18,8 @@ from optimum.exporters.onnx import main_export
 from optimum.exporters.onnx.base import ConfigBehavior
 from optimum.exporters.onnx.model_configs import T5OnnxConfig
 
-ONNX_FILES = ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx")
+LEAN_FILES = ("encoder_model.onnx", "decoder_cross_model.onnx", "decoder_with_past_model.onnx")
+OPTIMUM_FILES = ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx")
 
 
 class MaskedT5OnnxConfig(T5OnnxConfig):  # type: ignore[misc]
@@ -36,14 +37,16 @@ class MaskedT5OnnxConfig(T5OnnxConfig):  # type: ignore[misc]
 
 
 def export_onnx(model_dir: Path, out: Path, lean: bool = True, opset: int | None = None) -> list[Path]:
-    """Export the PyTorch T5 in ``model_dir`` to fp32 ONNX files in ``out``.
+    """Export the PyTorch T5 in ``model_dir`` to fp32 ONNX files in ``out``; return them.
 
     With ``lean``, Optimum's decoder-with-past is replaced by the hand-built graph of
-    :mod:`export.lean_decoder` (same inputs and outputs, a quarter of the nodes).
+    :mod:`export.lean_decoder` (same inputs and outputs, a quarter of the nodes), and Optimum's
+    first-step decoder, a second copy of every decoder weight, by a small graph that only computes
+    the cross-attention keys and values: the first step is then the with-past graph with an empty past.
     """
     from transformers import AutoConfig, T5ForConditionalGeneration
 
-    from export.lean_decoder import build_decoder_with_past
+    from export.lean_decoder import build_cross_kv, build_decoder_with_past
 
     config = AutoConfig.from_pretrained(model_dir)
     base = MaskedT5OnnxConfig(config, task="text2text-generation", use_past=True)
@@ -56,7 +59,10 @@ def export_onnx(model_dir: Path, out: Path, lean: bool = True, opset: int | None
         str(model_dir), out, task="text2text-generation-with-past", opset=opset,
         custom_onnx_configs=configs, no_post_process=True, do_validation=False, library_name="transformers",
     )
-    if lean:
-        model = T5ForConditionalGeneration.from_pretrained(model_dir).eval()
-        build_decoder_with_past(model, out / "decoder_with_past_model.onnx")
-    return [out / name for name in ONNX_FILES]
+    if not lean:
+        return [out / name for name in OPTIMUM_FILES]
+    model = T5ForConditionalGeneration.from_pretrained(model_dir).eval()
+    build_decoder_with_past(model, out / "decoder_with_past_model.onnx")
+    build_cross_kv(model, out / "decoder_cross_model.onnx")
+    (out / "decoder_model.onnx").unlink()
+    return [out / name for name in LEAN_FILES]

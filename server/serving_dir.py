@@ -6,8 +6,9 @@ Layout::
     generation.json            token ids and text settings the decode loop needs
     tokenizer.json             read by the `tokenizers` library
     encoder_model.onnx         input_ids, attention_mask -> last_hidden_state
-    decoder_model.onnx         first step: computes self and cross key/values
-    decoder_with_past_model.onnx  every later step, one token at a time
+    decoder_cross_model.onnx   encoder output -> every layer's cross-attention keys and values, once
+    decoder_with_past_model.onnx  every decoder step, one token at a time (the first with an empty past)
+    decoder_model.onnx         instead of the cross graph, with --decoder optimum: Optimum's first step
     embedder/, knowledge/      optional: the knowledge base and its embedding model
                                (see server/retrieval/knowledge.py)
 
@@ -28,9 +29,11 @@ GENERATION = "generation.json"
 TOKENIZER = "tokenizer.json"
 ENCODER = "encoder_model.onnx"
 DECODER = "decoder_model.onnx"
+CROSS = "decoder_cross_model.onnx"
 DECODER_WITH_PAST = "decoder_with_past_model.onnx"
 FORMAT = "iscoolgpt-serving/1"
-REQUIRED = (GENERATION, TOKENIZER, ENCODER, DECODER, DECODER_WITH_PAST)
+REQUIRED = (GENERATION, TOKENIZER, ENCODER, DECODER_WITH_PAST)
+FIRST_STEP = (CROSS, DECODER)  # one of them: the cross graph (lean export) or Optimum's first step
 
 
 class ServingDirError(Exception):
@@ -102,6 +105,8 @@ def open_serving_dir(path: Path, verify: bool = True) -> ServingDir:
     for name in REQUIRED:
         if name not in files:
             raise ServingDirError(f"{path / MANIFEST} does not list {name}")
+    if not any(name in files for name in FIRST_STEP):
+        raise ServingDirError(f"{path / MANIFEST} lists neither {CROSS} nor {DECODER}")
     for name, meta in files.items():
         if name.startswith("/") or ".." in Path(name).parts:  # the manifest names files inside, nowhere else
             raise ServingDirError(f"{path / MANIFEST} lists {name!r}, outside the directory")

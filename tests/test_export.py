@@ -18,7 +18,7 @@ def manifest(serving: Path) -> dict:  # type: ignore[type-arg]
 def test_manifest_lists_every_file_with_its_checksum(int8_dir: Path) -> None:
     written = manifest(int8_dir)
     assert written["files"] == describe_files(int8_dir)
-    assert sorted(written["files"]) == ["decoder_model.onnx", "decoder_with_past_model.onnx",
+    assert sorted(written["files"]) == ["decoder_cross_model.onnx", "decoder_with_past_model.onnx",
                                         "encoder_model.onnx", "generation.json", "tokenizer.json"]
 
 
@@ -36,7 +36,7 @@ def test_int8_validation_figures_pass_the_threshold(int8_dir: Path) -> None:
 
 
 def test_every_graph_is_really_quantized(int8_dir: Path, fp32_dir: Path) -> None:
-    for name in ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx"):
+    for name in ("encoder_model.onnx", "decoder_cross_model.onnx", "decoder_with_past_model.onnx"):
         assert (int8_dir / name).stat().st_size < 0.5 * (fp32_dir / name).stat().st_size
         ops = {node.op_type for node in onnx.load(str(int8_dir / name)).graph.node}
         assert "MatMul" not in ops or "MatMulInteger" in ops or "DynamicQuantizeLinear" in ops

@@ -50,3 +50,21 @@ def test_lean_graph_has_a_fraction_of_the_nodes(fp32_dir: Path, optimum_fp32_dir
         return len(onnx.load(str(d / "decoder_with_past_model.onnx"), load_external_data=False).graph.node)
 
     assert count(fp32_dir) * 4 < count(optimum_fp32_dir)
+
+
+def test_cross_graph_and_an_empty_past_compute_optimums_first_step(fp32_dir: Path, optimum_fp32_dir: Path) -> None:
+    from server.generation.engine import Engine
+    from server.serving_dir import open_serving_dir
+
+    prompts = [[5, 6, 7, 8, 9, 1], [10, 11, 1]]  # of two lengths: the source is padded and masked
+    lean_logits, lean = Engine(open_serving_dir(fp32_dir), 1).prefill(prompts)
+    traced_logits, traced = Engine(open_serving_dir(optimum_fp32_dir), 1).prefill(prompts)
+    np.testing.assert_allclose(lean_logits, traced_logits, atol=1e-4)
+    for ours, theirs in zip(lean.cross_kv + lean.self_kv, traced.cross_kv + traced.self_kv, strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_the_decoders_weights_are_stored_once(fp32_dir: Path) -> None:
+    sizes = {p.name: p.stat().st_size for p in fp32_dir.glob("*.onnx")}
+    assert "decoder_model.onnx" not in sizes
+    assert sizes["decoder_cross_model.onnx"] * 4 < sizes["decoder_with_past_model.onnx"]

@@ -107,18 +107,29 @@ def _pad(x: Array, length: int, axis: int, left: bool) -> Array:
 
 
 class Engine:
-    """The three ONNX Runtime sessions of a serving directory."""
+    """The three ONNX Runtime sessions of a serving directory: encoder, first step, decoder step.
+
+    The first step is either the cross graph (keys and values of every layer's cross-attention, then
+    the step graph with an empty past: the decoder's weights are loaded once) or, in serving
+    directories exported with ``--decoder optimum``, Optimum's own first-step decoder.
+    """
 
     def __init__(self, serving: sd.ServingDir, num_threads: int = 0) -> None:
         opts = session_options(num_threads)
         providers = ["CPUExecutionProvider"]
-        self.encoder = ort.InferenceSession(str(serving.file(sd.ENCODER)), opts, providers=providers)
-        self.decoder = ort.InferenceSession(str(serving.file(sd.DECODER)), opts, providers=providers)
-        self.decoder_past = ort.InferenceSession(
-            str(serving.file(sd.DECODER_WITH_PAST)), opts, providers=providers)
+
+        def session(name: str) -> ort.InferenceSession:
+            return ort.InferenceSession(str(serving.file(name)), opts, providers=providers)
+
+        self.encoder = session(sd.ENCODER)
+        self.decoder_past = session(sd.DECODER_WITH_PAST)
+        self.cross = session(sd.CROSS) if sd.CROSS in serving.manifest["files"] else None
+        self.decoder = session(sd.DECODER) if self.cross is None else None
         self.start_id = serving.generation.decoder_start_token_id
         self.pad_id = serving.generation.pad_token_id
-        self.num_layers = sum(1 for o in self.decoder.get_outputs() if o.name.endswith(".decoder.key"))
+        self.num_layers = sum(1 for o in self.decoder_past.get_outputs() if o.name.endswith(".decoder.key"))
+        # The empty cache's shape: heads and d_kv, as the cross graph lays its outputs out.
+        self._heads, self._d_kv = (int(d) for d in self.cross.get_outputs()[0].shape[1::2]) if self.cross else (0, 0)
         layers = range(self.num_layers)
         # Outputs asked for by name, so their order is ours and not the exporter's.
         self._self_out = [f"present.{i}.decoder.{kv}" for i in layers for kv in ("key", "value")]
@@ -136,15 +147,20 @@ class Engine:
             enc_mask[row, : len(prompt)] = 1
         (hidden,) = self.encoder.run(None, {"input_ids": ids, "attention_mask": enc_mask})
         start = np.full((len(prompts), 1), self.start_id, dtype=np.int64)
-        self_mask = np.ones((len(prompts), 1), dtype=np.int64)
-        logits, *presents = self.decoder.run(["logits", *self._self_out, *self._cross_out], {
-            "input_ids": start,
-            "attention_mask": self_mask,
-            "encoder_attention_mask": enc_mask,
-            "encoder_hidden_states": hidden,
-        })
-        n = len(self._self_out)
-        return logits[:, -1, :], DecoderState(presents[:n], presents[n:], self_mask, enc_mask)
+        if self.cross is None:  # Optimum's first-step graph computes both caches itself
+            assert self.decoder is not None
+            self_mask = np.ones((len(prompts), 1), dtype=np.int64)
+            logits, *presents = self.decoder.run(["logits", *self._self_out, *self._cross_out], {
+                "input_ids": start, "attention_mask": self_mask, "encoder_attention_mask": enc_mask,
+                "encoder_hidden_states": hidden})
+            n = len(self._self_out)
+            return logits[:, -1, :], DecoderState(presents[:n], presents[n:], self_mask, enc_mask)
+        # Cross-attention keys and values once; then the step graph, from an empty self-attention cache.
+        cross_kv = self.cross.run(self._cross_out, {"encoder_hidden_states": hidden})
+        empty = np.zeros((len(prompts), self._heads, 0, self._d_kv), dtype=np.float32)
+        state = DecoderState([empty] * len(self._self_out), cross_kv,
+                             np.zeros((len(prompts), 0), dtype=np.int64), enc_mask)
+        return self.step(state, start)
 
     def step(self, state: DecoderState, tokens: Array) -> tuple[Array, DecoderState]:
         """Feed one token per row; return next-token logits and the grown state."""
