@@ -109,8 +109,7 @@ class History:
 
     async def conversation(self, user: str, conversation: str) -> tuple[Conversation, list[Turn]]:
         checked_id(conversation)
-        store = self._store()
-        return await self._call(lambda: (store.conversation(user, conversation), store.turns(user, conversation)))
+        return await self._call(self._store().conversation, user, conversation)
 
     async def delete(self, user: str, conversation: str) -> None:
         checked_id(conversation)

@@ -100,11 +100,13 @@ async def prepare(service: Service, ask: Ask) -> Prepared:
 
     # Prompt: the most recent turn, passages, then older turns, as many as fit the encoder's budget.
     began = time.perf_counter()
-    turns = [f"user: {t.question}\nassistant: {t.answer}" for t in history] or list(ask.turns)
+    # At most the last MAX_TURNS: a turn costs at least a few tokens, so more could never fit, and each
+    # candidate re-encodes the prompt (in a worker thread: tokenizing is CPU work).
+    turns = ([f"user: {t.question}\nassistant: {t.answer}" for t in history] or list(ask.turns))[-prompt.MAX_TURNS:]
     try:
-        composed = prompt.compose(
-            service.codec.encode, settings.max_input_tokens, ask.question, template=settings.prompt_template,
-            grounded_template=settings.grounded_template if grounded else None,
+        composed = await run_in_threadpool(
+            prompt.compose, service.codec.encode, settings.max_input_tokens, ask.question,
+            template=settings.prompt_template, grounded_template=settings.grounded_template if grounded else None,
             passages=[prompt.passage_text(h.passage.title, h.passage.text) for h in hits], turns=turns)
     except prompt.PromptTooLong as exc:
         raise APIError(422, f"{ask.field}: {exc}", "validation") from None
@@ -114,7 +116,14 @@ async def prepare(service: Service, ask: Ask) -> Prepared:
 
 async def record(service: Service, fields: dict[str, Any], ask: Ask, prepared: Prepared, result: Result,
                  answer: str) -> None:
-    """Store the turn (one transaction, only now that the answer is whole), then metrics and the log line."""
+    """Metrics and the log line, then the turn (one transaction, only now that the answer is whole).
+
+    A store that fails here is a 503 (or an ``error`` event) although the answer exists: the client
+    must not believe a turn was kept that was not.
+    """
+    service.record(fields, ask.question, len(prepared.prompt_ids), result)
+    fields.update({k: round(v, 2) for k, v in prepared.timings.items()})
+    fields.update(grounded=prepared.grounded, sources=len(prepared.sources))
     if prepared.conversation_id is not None:
         usage = {"prompt_tokens": len(prepared.prompt_ids), "completion_tokens": len(result.tokens)}
         timings = {**prepared.timings, "queue_ms": result.queue_seconds * 1000,
@@ -124,9 +133,7 @@ async def record(service: Service, fields: dict[str, Any], ask: Ask, prepared: P
         began = time.perf_counter()
         await service.history.append(ask.user, prepared.conversation_id, turn, prepared.new_conversation)
         prepared.timings["record_ms"] = (time.perf_counter() - began) * 1000
-    service.record(fields, ask.question, len(prepared.prompt_ids), result)
-    fields.update({k: round(v, 2) for k, v in prepared.timings.items()})
-    fields.update(grounded=prepared.grounded, sources=len(prepared.sources))
+        fields["record_ms"] = round(prepared.timings["record_ms"], 2)
 
 
 def server_timing(prepared: Prepared, result: Result) -> str:

@@ -19,6 +19,7 @@ DEFAULT_TEMPLATE = "Answer this question about cloud computing: {question}"
 # FLAN's reading-comprehension form (context, then question), as in its SQuAD templates.
 DEFAULT_GROUNDED_TEMPLATE = "Read this and answer the question.\n\n{context}\n\n{question}"
 MIN_TRIMMED = 24  # a passage cut shorter than this says too little to be worth its tokens
+MAX_TURNS = 64  # earlier turns offered to the budget at most (each takes several tokens of 512)
 
 
 def check_template(template: str) -> str:

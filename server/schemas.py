@@ -39,6 +39,8 @@ class ChatRequest(BaseModel):
 def not_blank(value: str, name: str) -> str:
     if not value.strip():
         raise ValueError(f"{name} must not be blank")
+    if "\x00" in value:  # no text store (PostgreSQL's text type among them) keeps a NUL character
+        raise ValueError(f"{name} must not contain NUL characters")
     return value
 
 

@@ -25,6 +25,15 @@ def batcher(fp32_engine: Engine) -> Iterator[Batcher]:
     worker.stop()
 
 
+@pytest.fixture
+def endless(fp32_engine: Engine) -> Iterator[Batcher]:
+    """A batcher whose end-of-sequence id no logit can choose: every generation runs to its limit."""
+    worker = Batcher(fp32_engine, eos_id=-1, max_batch=8, wait_s=0.005, max_queue=16)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
 async def ask(batcher: Batcher, prompt: list[int], params: SamplingParams = GREEDY, delay: float = 0) -> Result:
     await asyncio.sleep(delay)
     return await batcher.submit(prompt, params).future
@@ -58,17 +67,17 @@ def test_full_queue_refuses_new_work(fp32_engine: Engine, codec: TextCodec) -> N
         asyncio.run(flood())
 
 
-def test_cancelled_request_leaves_the_batch(batcher: Batcher, codec: TextCodec) -> None:
+def test_cancelled_request_leaves_the_batch(endless: Batcher, codec: TextCodec) -> None:
     long = SamplingParams(max_new_tokens=2000, temperature=1.0, top_p=1.0, seed=1)
 
     async def scenario() -> tuple[int, int]:
-        job = batcher.submit(codec.encode("What is AWS EC2?"), long)
-        while batcher.active == 0:
+        job = endless.submit(codec.encode("What is AWS EC2?"), long)
+        while endless.active == 0:
             await asyncio.sleep(0.001)
         job.cancelled = True
-        while batcher.active:
+        while endless.active:
             await asyncio.sleep(0.001)
-        return batcher.active, len(job.tokens)
+        return endless.active, len(job.tokens)
 
     active, produced = asyncio.run(scenario())
     assert active == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,15 +24,19 @@ SPOT = "How cheap are Spot Instances?"
 HOSTILE_IDS = ["nope", "x" * 24 + "'--", "../../etc/passwd", "%00", "a" * 5000, "AAAAAAAAAAAAAAAAAAAAAAAA"]
 
 
-def ask(url: str, question: str, **extra: object) -> dict:  # type: ignore[type-arg]
-    response = httpx.post(f"{url}/chat/", json={"question": question, "temperature": 0, **extra}, timeout=30)
+ALICE = {"Authorization": "Bearer alice-key"}
+
+
+def ask(url: str, question: str, headers: dict[str, str] | None = None, **extra: object) -> dict:  # type: ignore[type-arg]
+    response = httpx.post(f"{url}/chat/", json={"question": question, "temperature": 0, **extra}, timeout=30,
+                          headers=headers)
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
 
 
-def test_an_answer_starts_a_conversation_that_is_listed(grounded: str) -> None:
-    body = ask(grounded, SPOT, k=1)
-    listed = httpx.get(f"{grounded}/conversations").json()["conversations"]
+def test_an_answer_starts_a_conversation_that_is_listed(two_users: str) -> None:
+    body = ask(two_users, SPOT, ALICE, k=1)
+    listed = httpx.get(f"{two_users}/conversations", headers=ALICE).json()["conversations"]
     assert re.fullmatch(r"[A-Za-z0-9_-]{24}", body["conversation_id"])
     assert listed[0] == {**listed[0], "id": body["conversation_id"], "title": SPOT, "turns": 1}
 
@@ -74,11 +79,12 @@ def test_unknown_or_hostile_ids_are_404_on_every_route(grounded: str, bad: str) 
         (404, {"error": "conversation not found", "error_type": "not_found"})] * 3
 
 
-def test_pages_follow_the_cursor(grounded: str) -> None:
+def test_pages_follow_the_cursor(two_users: str) -> None:
     for n in range(3):
-        ask(grounded, f"paging question {n}", max_new_tokens=1)
-    first = httpx.get(f"{grounded}/conversations", params={"limit": 2}).json()
-    second = httpx.get(f"{grounded}/conversations", params={"limit": 2, "cursor": first["next_cursor"]}).json()
+        ask(two_users, f"paging question {n}", ALICE, max_new_tokens=1)
+    first = httpx.get(f"{two_users}/conversations", params={"limit": 2}, headers=ALICE).json()
+    second = httpx.get(f"{two_users}/conversations", params={"limit": 2, "cursor": first["next_cursor"]},
+                       headers=ALICE).json()
     titles = [c["title"] for c in first["conversations"] + second["conversations"]]
     assert titles[:3] == ["paging question 2", "paging question 1", "paging question 0"]
     assert first["next_cursor"] is not None
@@ -88,18 +94,27 @@ def test_pages_follow_the_cursor(grounded: str) -> None:
     ({"limit": "0"}, "limit: must be a whole number from 1 to 100"),
     ({"limit": "1000"}, "limit: must be a whole number from 1 to 100"),
     ({"limit": "-1"}, "limit: must be a whole number from 1 to 100"),
+    ({"limit": "²"}, "limit: must be a whole number from 1 to 100"),
+    ({"limit": "9" * 5000}, "limit: must be a whole number from 1 to 100"),
     ({"cursor": "bm90IG91cnM"}, "cursor: cursor is not valid"),
+    ({"cursor": base64.urlsafe_b64encode(b"[" * 90).decode()}, "cursor: cursor is not valid"),
+    ({"cursor": base64.urlsafe_b64encode(b'["\\u0000", "x"]').decode()}, "cursor: cursor is not valid"),
+    ({"cursor": "x" * 5000}, "cursor: cursor is not valid"),
 ])
-def test_bad_paging_is_422(grounded: str, params: dict, message: str) -> None:  # type: ignore[type-arg]
-    response = httpx.get(f"{grounded}/conversations", params=params)
+def test_bad_paging_is_422(two_users: str, params: dict, message: str) -> None:  # type: ignore[type-arg]
+    response = httpx.get(f"{two_users}/conversations", params=params, headers=ALICE)
     assert (response.status_code, response.json()) == (422, {"error": message, "error_type": "validation"})
 
 
-def test_v1_stays_stateless(grounded: str) -> None:
-    before = len(httpx.get(f"{grounded}/conversations", params={"limit": 100}).json()["conversations"])
-    reply = httpx.post(f"{grounded}/v1/chat/completions", json={"messages": [{"role": "user", "content": SPOT}],
-                                                                "max_tokens": 2}).json()
-    after = len(httpx.get(f"{grounded}/conversations", params={"limit": 100}).json()["conversations"])
+def test_v1_stays_stateless(two_users: str) -> None:
+    def count() -> int:
+        return len(httpx.get(f"{two_users}/conversations", params={"limit": 100}, headers=ALICE).json()[
+            "conversations"])
+
+    before = count()
+    reply = httpx.post(f"{two_users}/v1/chat/completions", headers=ALICE, json={
+        "messages": [{"role": "user", "content": SPOT}], "max_tokens": 2}).json()
+    after = count()
     assert "conversation_id" not in reply and before == after
 
 
@@ -145,10 +160,30 @@ def test_history_off_answers_without_a_conversation(stateless: str) -> None:
     assert httpx.get(f"{stateless}/health").json()["database"] == "off"
 
 
-def test_a_generation_that_times_out_writes_nothing(impatient: str) -> None:
-    response = httpx.post(f"{impatient}/chat/", json={"question": "hi", "max_new_tokens": 2000})
+@pytest.fixture(scope="module")
+def impatient_user(talker_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from serve(talker_dir, tmp_path_factory, REQUEST_TIMEOUT="0.1", MAX_NEW_TOKENS_LIMIT="2048",
+                     API_KEYS="alice-key")
+
+
+def test_a_generation_that_times_out_writes_nothing(impatient_user: str) -> None:
+    response = httpx.post(f"{impatient_user}/chat/", json={"question": "hi", "max_new_tokens": 2000}, headers=ALICE)
     assert response.status_code == 504
-    assert httpx.get(f"{impatient}/conversations").json() == {"conversations": [], "next_cursor": None}
+    assert httpx.get(f"{impatient_user}/conversations", headers=ALICE).json() == {"conversations": [],
+                                                                                  "next_cursor": None}
+
+
+def test_without_sign_in_conversations_cannot_be_listed(grounded: str) -> None:
+    cid = ask(grounded, SPOT, max_new_tokens=1)["conversation_id"]
+    listed = httpx.get(f"{grounded}/conversations")
+    assert (listed.status_code, listed.json()["error_type"]) == (403, "forbidden")
+    assert httpx.get(f"{grounded}/conversations/{cid}").status_code == 200  # the id itself is the key
+
+
+def test_a_nul_character_is_refused_before_any_work(grounded: str) -> None:
+    response = httpx.post(f"{grounded}/chat/", json={"question": "a\u0000b"})
+    assert (response.status_code, response.json()["error"]) == (
+        422, "question: Value error, question must not contain NUL characters")
 
 
 @pytest.mark.parametrize("url", ["postgresql://nobody@127.0.0.1:9/none", "sqlite:////proc/no/such/dir/db.sqlite"])

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, serve
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -79,9 +79,18 @@ def test_chat_page_shows_the_sources_under_a_grounded_answer(grounded: str, page
     assert links and all(link.startswith("https://docs.aws.amazon.com/goto/WebAPI/") for link in links)
 
 
+@pytest.fixture(scope="module")
+def keyed(grounded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from serve(grounded_dir, tmp_path_factory, API_KEYS="page-user:page-key")
+
+
 @needs_chromium
-def test_a_conversation_survives_a_reload_and_can_be_deleted(grounded: str, page: Page) -> None:
-    ask(page, grounded, "How cheap are Spot Instances?")
+def test_a_conversation_survives_a_reload_and_can_be_deleted(keyed: str, page: Page) -> None:
+    page.goto(keyed + "/")
+    page.click("details summary")
+    page.fill("#api_key", "page-key")
+    page.dispatch_event("#api_key", "change")  # kept in localStorage for the reload
+    ask(page, keyed, "How cheap are Spot Instances?")
     page.fill("#question", "Can spare capacity be interrupted?")
     page.click("#send")
     page.wait_for_function("document.querySelectorAll('#log li.reply .meta').length === 2", timeout=30_000)

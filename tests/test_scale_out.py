@@ -67,7 +67,7 @@ def test_a_database_outage_is_503_then_service_resumes_without_a_restart(int8_di
         cid = turn(url, "What is AWS EC2?").json()["conversation_id"]
         own_postgres.stop()
         during = [turn(url, "What is Amazon S3?", timeout=15), turn(url, "again", cid, timeout=15),
-                  httpx.get(f"{url}/conversations", timeout=15)]
+                  httpx.get(f"{url}/conversations/{cid}", timeout=15)]
         time.sleep(2.1)  # the health verdict is two seconds old: the next probe asks again
         httpx.get(f"{url}/health")
         time.sleep(2.5)

@@ -129,13 +129,14 @@ def test_concurrent_turns_of_one_conversation_get_distinct_positions(store: Stor
     for t in threads:
         t.join()
     assert sorted(int(t.question.split()[1]) for t in store.turns("alice", cid)) == list(range(1, 10))
-    assert store.conversation("alice", cid).turns == 9
+    summary, turns = store.conversation("alice", cid)
+    assert summary.turns == len(turns) == 9
 
 
 def test_the_title_is_the_first_question_cut_to_80_characters(store: Store) -> None:
     cid = new_id()
     store.add_turn("alice", cid, Turn("word " * 40, "a"), new=True)
-    title = store.conversation("alice", cid).title
+    title = store.conversation("alice", cid)[0].title
     assert len(title) == 80 and title.endswith("…")
 
 

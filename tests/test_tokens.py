@@ -38,7 +38,7 @@ def public_jwk(key: Any, kid: str) -> dict[str, Any]:
 class KeySetServer:
     """A JWKS endpoint on 127.0.0.1 that counts how often it is fetched."""
 
-    def __init__(self, keys: list[dict[str, Any]]) -> None:
+    def __init__(self, keys: list[dict[str, Any]] | None) -> None:
         self.keys = keys
         self.fetches = 0
         outer = self
@@ -199,7 +199,7 @@ def test_a_rotated_key_is_found_after_the_minute(keyset: KeySetServer) -> None:
     keyset.keys.append(public_jwk(new_key, "rsa-2"))
     with pytest.raises(InvalidToken, match="unknown signing key"):
         keys.key("rsa-2")  # fetched less than a minute ago: not fetched again
-    keys._fetched -= 61  # a minute later
+    keys._attempted -= 61  # a minute later
     assert keys.key("rsa-2")[1] == "RS256"
 
 
@@ -221,3 +221,27 @@ def test_hs256_mode_accepts_only_its_secret() -> None:
     for bad in (jwt.encode(claims(), "t" * 40, algorithm="HS256"), token()):
         with pytest.raises(InvalidToken):
             verifier.user(bad)
+
+
+def test_a_malformed_key_in_the_set_leaves_the_good_ones_usable(keyset: KeySetServer) -> None:
+    broken = KeySetServer([{"kty": "RSA", "kid": "broken"}, {"kty": "EC", "kid": "no-curve-points"},
+                           {**public_jwk(RSA_KEY, "rsa-1"), "use": "sig"}])
+    try:
+        verifier = TokenVerifier(jwks_url=broken.url)
+        assert verifier.user(token(aud=None, iss=None)) == "alice"
+    finally:
+        broken.close()
+
+
+def test_a_key_set_that_is_not_one_is_503_and_fetched_once_a_minute_at_most() -> None:
+    from server.identity.tokens import KeySetUnavailable
+
+    bad = KeySetServer(None)  # {"keys": null}
+    try:
+        verifier = TokenVerifier(jwks_url=bad.url)
+        for n in range(5):
+            with pytest.raises(KeySetUnavailable):
+                verifier.user(token(kid=f"k{n}"))
+        assert bad.fetches == 1
+    finally:
+        bad.close()

@@ -18,7 +18,7 @@ import urllib.request
 from typing import Any
 
 import jwt
-from jwt.exceptions import InvalidTokenError, PyJWKError
+from jwt.exceptions import InvalidTokenError
 
 LEEWAY_S = 30  # clock skew allowed on exp, nbf and iat
 MAX_TOKEN_CHARS = 8192  # a real token is well under 2 KB; anything longer is refused unparsed
@@ -41,35 +41,49 @@ class KeySet:
     def __init__(self, url: str) -> None:
         self.url = url
         self._keys: dict[str, tuple[Any, str]] = {}  # kid -> (public key, the one algorithm it verifies)
-        self._fetched = 0.0
+        self._attempted = float("-inf")  # monotonic time of the last fetch, successful or not
+        self._fetched = False
         self._lock = threading.Lock()
 
     def fetch(self) -> None:
-        """Fetch the key set now (blocking); keys of unsupported kinds are skipped."""
+        """Fetch the key set now (blocking); keys of unsupported kinds or malformed ones are skipped."""
+        self._attempted = time.monotonic()  # failures count too: an outage is not retried per request
         try:
             with urllib.request.urlopen(self.url, timeout=FETCH_TIMEOUT_S) as response:  # noqa: S310 (configured URL)
                 document = json.loads(response.read(1 << 20))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise KeySetUnavailable(f"cannot fetch the key set: {exc}") from None
+        entries = document.get("keys") if isinstance(document, dict) else None
+        if not isinstance(entries, list):
+            raise KeySetUnavailable("the key set has no list of keys")
         keys = {}
-        for entry in document.get("keys", []) if isinstance(document, dict) else []:
-            if not (isinstance(entry, dict) and isinstance(entry.get("kid"), str)
-                    and entry.get("kty") in KEY_ALGORITHMS and entry.get("crv", "P-256") == "P-256"):
-                continue  # symmetric ("oct") keys and other curves are never accepted from a key set
+        for entry in entries:
+            if not (isinstance(entry, dict) and isinstance(entry.get("kid"), str) and entry.get("use", "sig") == "sig"
+                    and entry.get("kty") in KEY_ALGORITHMS and entry.get("crv", "P-256") == "P-256"
+                    and "d" not in entry):
+                continue  # symmetric ("oct"), encryption, private and other-curve keys are never used
             algorithm = KEY_ALGORITHMS[entry["kty"]]
             try:
                 keys[entry["kid"]] = (jwt.PyJWK(entry, algorithm).key, algorithm)
-            except (PyJWKError, InvalidTokenError, TypeError, ValueError):
-                continue
+            except (jwt.exceptions.PyJWTError, TypeError, ValueError, KeyError):
+                continue  # one malformed key must not take the others down
         self._keys = keys
-        self._fetched = time.monotonic()
+        self._fetched = True
 
     def key(self, kid: str) -> tuple[Any, str]:
-        """The key for ``kid``; an unknown one refreshes the set, at most once a minute (blocking)."""
-        if kid not in self._keys:
-            with self._lock:
-                if kid not in self._keys and time.monotonic() - self._fetched >= REFRESH_EVERY_S:
+        """The key for ``kid``; an unknown one refreshes the set, at most once a minute (blocking).
+
+        While a refresh is under way other requests do not queue behind it: they see the keys as
+        they are (an unknown kid is 401, or 503 if no key set was ever fetched).
+        """
+        if kid not in self._keys and self._lock.acquire(blocking=False):
+            try:
+                if kid not in self._keys and time.monotonic() - self._attempted >= REFRESH_EVERY_S:
                     self.fetch()
+            finally:
+                self._lock.release()
+        if not self._fetched:
+            raise KeySetUnavailable("the key set has not been fetched yet")
         try:
             return self._keys[kid]
         except KeyError:

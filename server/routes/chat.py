@@ -4,6 +4,7 @@ and kept as a turn of the caller's conversation."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from server.schemas import ChatResponse, Source, Usage, parse_chat, sampling_par
 from server.service import Service
 
 _POLL = 0.05  # seconds between checks for a vanished client or a passed deadline
+log = logging.getLogger("iscoolgpt.chat")
 
 
 async def chat(request: Request) -> Response:
@@ -101,5 +103,8 @@ async def _chat_events(service: Service, generation: Generation, ask: Ask, prepa
     except asyncio.CancelledError:  # the client went away: Generation freed the slot
         service.metrics.cancelled.labels("cancelled").inc()
         raise
+    except Exception:  # never a cut-off stream without a word: the client gets an error event
+        log.exception("streamed answer failed")
+        yield sse("error", {"error": "internal server error", "error_type": "internal"})
     finally:
         service.drain.leave()

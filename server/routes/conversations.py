@@ -1,7 +1,9 @@
 """The caller's conversations: ``GET /conversations``, ``GET`` and ``DELETE /conversations/{id}``.
 
 Every query is the caller's own: another user's conversation is 404, exactly
-like one that does not exist.
+like one that does not exist. With no API keys or tokens configured everyone
+is the same anonymous user, so a conversation's id is its only key: listing
+would hand every id to everyone, and is refused (403).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ DEFAULT_PAGE = 20
 
 def _limit(request: Request, most: int) -> int:
     raw = request.query_params.get("limit", str(DEFAULT_PAGE))
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
+    if not (raw.isascii() and raw.isdecimal() and len(raw) <= 6) or not 1 <= int(raw) <= most:
         raise APIError(422, f"limit: must be a whole number from 1 to {most}", "validation")
     return int(raw)
 
@@ -27,6 +29,9 @@ async def list_conversations(request: Request) -> JSONResponse:
     """The caller's conversations, most recently updated first, ``limit`` at a time."""
     service: Service = request.state.service
     identity = await caller(request, service)
+    if service.history.enabled and service.identity.open:
+        raise APIError(403, "listing conversations needs sign-in: with no API keys or tokens configured, "
+                            "a conversation's id is its only key", "forbidden")
     limit = _limit(request, service.settings.max_page_size)
     page, cursor = await service.history.conversations(identity.user, limit, request.query_params.get("cursor"))
     return JSONResponse({"conversations": [c.as_json() for c in page], "next_cursor": cursor})

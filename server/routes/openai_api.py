@@ -11,6 +11,7 @@ that carries ``finish_reason``).
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -33,15 +34,32 @@ from server.service import Service
 FINISH = {"eos": "stop", "stop": "stop", "length": "length"}
 
 
+class ContentPart(BaseModel):
+    """One part of a message's content; only text parts are understood, others are skipped."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: str
+    text: str = ""
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[ContentPart] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _no_nul(cls, value: str | list[ContentPart] | None) -> str | list[ContentPart] | None:
+        texts = [value] if isinstance(value, str) else [p.text for p in value or []]
+        if any("\x00" in t for t in texts):
+            raise ValueError("content must not contain NUL characters")
+        return value
 
     def text(self) -> str:
         if isinstance(self.content, list):  # content parts: only text is understood
-            return " ".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+            return " ".join(p.text for p in self.content if p.type == "text")
         return self.content or ""
 
 
@@ -85,7 +103,7 @@ def to_ask(body: CompletionRequest) -> Ask:
 
 def _params(body: CompletionRequest, service: Service) -> SamplingParams:
     s = service.settings
-    wanted = body.max_completion_tokens or body.max_tokens or s.max_new_tokens
+    wanted = body.max_completion_tokens or body.max_tokens or min(s.max_new_tokens, s.max_new_tokens_limit)
     if wanted > s.max_new_tokens_limit:
         raise APIError(422, f"max_tokens: must be at most {s.max_new_tokens_limit}", "validation")
     return SamplingParams(max_new_tokens=wanted,
@@ -156,6 +174,9 @@ async def _chunks(service: Service, generation: Generation, head: dict[str, Any]
         yield f"data: {json.dumps(usage)}\n\n"
     except APIError as exc:
         yield f"data: {json.dumps(openai_error_body(exc.status, exc.message, exc.error_type))}\n\n"
+    except Exception:  # never a cut-off stream without a word
+        logging.getLogger("iscoolgpt.openai").exception("streamed completion failed")
+        yield f"data: {json.dumps(openai_error_body(500, 'internal server error', 'internal'))}\n\n"
     finally:
         service.drain.leave()
     yield "data: [DONE]\n\n"

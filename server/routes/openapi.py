@@ -50,7 +50,9 @@ _CONVERSATION = {
 
 
 def _conversation_errors() -> dict[str, Any]:
-    return {"401": _error("Missing or invalid credentials"), "404": _error("No such conversation for this caller"),
+    return {"401": _error("Missing or invalid credentials"),
+            "403": _error("Listing needs sign-in (no keys or tokens configured)"),
+            "404": _error("No such conversation for this caller"),
             "422": _error("Bad limit or cursor"), "429": _error("Rate limit reached"),
             "503": _error("The conversation database is unavailable; see Retry-After")}
 

@@ -82,7 +82,9 @@ async function refresh() {
   try {
     page = await api("GET", "/conversations?limit=50");
   } catch (error) {
-    sidebar.hidden = error.status === 404;  // history is off on this server
+    // 404: history is off; 403: no sign-in on this server (an id is its conversation's only key);
+    // 401: not signed in yet. The open conversation still reopens after a reload.
+    sidebar.hidden = true;
     list.replaceChildren();
     return;
   }

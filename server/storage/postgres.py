@@ -22,7 +22,7 @@ class PostgresStore(Store):
     placeholder = "%s"
     lock_rows = "FOR UPDATE"  # two turns of one conversation at once get consecutive positions
 
-    def __init__(self, url: str, min_size: int = 1, max_size: int = 8) -> None:
+    def __init__(self, url: str, min_size: int = 1, max_size: int = 16) -> None:
         # The pool opens without waiting: a database that is down at this moment is reported by
         # the first operation (start-up migrates at once, so it fails there, with one line).
         self.pool = ConnectionPool(url, min_size=min_size, max_size=max_size, timeout=POOL_TIMEOUT_S,
@@ -34,13 +34,15 @@ class PostgresStore(Store):
         return "postgresql"
 
     @contextmanager
-    def transaction(self, migrate: bool = False) -> Iterator[Any]:
+    def transaction(self, migrate: bool = False, write: bool = True) -> Iterator[Any]:
         try:
             with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 if migrate:  # released at commit: the next task to start waits, then finds nothing to do
                     cur.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
                 yield cur
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except (psycopg.IntegrityError, psycopg.ProgrammingError):
+            raise  # a bug, not an outage
+        except (psycopg.Error, PoolTimeout) as exc:  # down, failing over (read-only), refused, timed out
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StoreUnavailable(f"PostgreSQL: {first}") from None
 

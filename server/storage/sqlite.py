@@ -38,14 +38,15 @@ class SQLiteStore(Store):
         return conn
 
     @contextmanager
-    def transaction(self, migrate: bool = False) -> Iterator[Any]:
+    def transaction(self, migrate: bool = False, write: bool = True) -> Iterator[Any]:
         try:
             conn = self._connect()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite: {exc}") from None
         try:
-            # IMMEDIATE takes the write lock up front: concurrent turns queue instead of failing late.
-            conn.execute("BEGIN IMMEDIATE")
+            # A writer takes the lock up front (IMMEDIATE): concurrent turns queue instead of failing late.
+            # Readers do not: in WAL mode they read a snapshot and never wait for a writer.
+            conn.execute("BEGIN IMMEDIATE" if write or migrate else "BEGIN")
             cur = conn.cursor()
             try:
                 yield cur

@@ -77,15 +77,21 @@ def encode_cursor(conversation: Conversation) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
 def decode_cursor(cursor: str) -> tuple[str, str]:
-    """The (updated_at, id) a page ends at; ValueError if the cursor is not one of ours."""
-    try:
-        updated, id_ = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, TypeError, UnicodeDecodeError):
-        raise ValueError("cursor is not valid") from None
-    if not (isinstance(updated, str) and isinstance(id_, str)):
+    """The (updated_at, id) a page ends at; ValueError if the cursor is not exactly one of ours."""
+    if len(cursor) > 128:
         raise ValueError("cursor is not valid")
-    return updated, id_
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError, RecursionError):
+        raise ValueError("cursor is not valid") from None
+    if not (isinstance(decoded, list) and len(decoded) == 2 and all(isinstance(v, str) for v in decoded)
+            and TIMESTAMP.fullmatch(decoded[0]) and ID_PATTERN.fullmatch(decoded[1])):
+        raise ValueError("cursor is not valid")
+    return decoded[0], decoded[1]
 
 
 class Store(ABC):
@@ -95,9 +101,10 @@ class Store(ABC):
     lock_rows = ""  # "FOR UPDATE" where the database has row locks
 
     @abstractmethod
-    def transaction(self, migrate: bool = False) -> AbstractContextManager[Any]:
-        """A cursor inside one transaction (committed on success); ``migrate`` also takes the migration lock.
-        Operational failures surface as :class:`StoreUnavailable`."""
+    def transaction(self, migrate: bool = False, write: bool = True) -> AbstractContextManager[Any]:
+        """A cursor inside one transaction (committed on success); ``migrate`` also takes the migration lock;
+        ``write=False`` may read a snapshot without the write lock. Operational failures surface as
+        :class:`StoreUnavailable`."""
 
     @abstractmethod
     def close(self) -> None: ...
@@ -130,7 +137,7 @@ class Store(ABC):
 
     def ping(self) -> None:
         """Raise :class:`StoreUnavailable` unless the database answers."""
-        with self.transaction() as cur:
+        with self.transaction(write=False) as cur:
             self._run(cur, "SELECT 1").fetchall()
 
     # --- conversations -----------------------------------------------------------------------------------
@@ -159,22 +166,26 @@ class Store(ABC):
 
     def turns(self, user: str, conversation: str, last: int | None = None) -> list[Turn]:
         """The conversation's turns, oldest first (only the ``last`` ones if given)."""
-        with self.transaction() as cur:
+        with self.transaction(write=False) as cur:
             if not self._owned(cur, user, conversation):
                 raise NotFound(conversation)
-            sql = ("SELECT question, answer, sources, usage, finish_reason, timings, created_at FROM turns "
-                   "WHERE conversation_id = ? ORDER BY position DESC")
-            rows = self._run(cur, sql + (f" LIMIT {int(last)}" if last is not None else ""), conversation).fetchall()
+            return self._turns(cur, conversation, last)
+
+    def _turns(self, cur: Any, conversation: str, last: int | None) -> list[Turn]:
+        sql = ("SELECT question, answer, sources, usage, finish_reason, timings, created_at FROM turns "
+               "WHERE conversation_id = ? ORDER BY position DESC")
+        rows = self._run(cur, sql + (f" LIMIT {int(last)}" if last is not None else ""), conversation).fetchall()
         return [Turn(q, a, json.loads(s), json.loads(u), f, json.loads(t), c) for q, a, s, u, f, t, c in rows[::-1]]
 
-    def conversation(self, user: str, conversation: str) -> Conversation:
-        with self.transaction() as cur:
+    def conversation(self, user: str, conversation: str) -> tuple[Conversation, list[Turn]]:
+        """One conversation and all its turns, read in one transaction (so the count matches the turns)."""
+        with self.transaction(write=False) as cur:
             rows = self._run(cur, "SELECT id, title, created_at, updated_at, (SELECT COUNT(*) FROM turns t "
                                   "WHERE t.conversation_id = c.id) FROM conversations c WHERE id = ? AND user_id = ?",
                              conversation, user).fetchall()
-        if not rows:
-            raise NotFound(conversation)
-        return Conversation(*rows[0])
+            if not rows:
+                raise NotFound(conversation)
+            return Conversation(*rows[0]), self._turns(cur, conversation, None)
 
     def conversations(self, user: str, limit: int, cursor: str | None = None) -> tuple[list[Conversation], str | None]:
         """The user's conversations, most recently updated first; and the cursor of the next page, if any."""
@@ -186,7 +197,7 @@ class Store(ABC):
             sql += " AND (updated_at < ? OR (updated_at = ? AND id < ?))"
             params += [updated, updated, id_]
         sql += " ORDER BY updated_at DESC, id DESC LIMIT ?"
-        with self.transaction() as cur:
+        with self.transaction(write=False) as cur:
             rows = self._run(cur, sql, *params, limit + 1).fetchall()
         page = [Conversation(*row) for row in rows[:limit]]
         return page, encode_cursor(page[-1]) if len(rows) > limit else None
