@@ -31,6 +31,11 @@ def not_found() -> APIError:
     return APIError(404, "conversation not found", "not_found")
 
 
+def unavailable() -> APIError:
+    return APIError(503, "the conversation database is unavailable; try again shortly", "unavailable",
+                    {"Retry-After": RETRY_AFTER})
+
+
 class History:
     """The store, or None when ``DATABASE_URL=none`` (no history: a stateless server)."""
 
@@ -54,15 +59,13 @@ class History:
         self.metrics.database_up.set(1 if up else 0)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        if self.store is None:
-            raise APIError(404, "conversation history is off on this server (DATABASE_URL=none)", "not_found")
+        """``fn`` (a method of the store, got through :meth:`_store`) in a worker thread, errors mapped."""
         try:
             result = await run_in_threadpool(fn, *args)
         except StoreUnavailable as exc:
             self._mark(False, str(exc))
             self.metrics.database_errors.inc()
-            raise APIError(503, "the conversation database is unavailable; try again shortly", "unavailable",
-                           {"Retry-After": RETRY_AFTER}) from None
+            raise unavailable() from None
         except NotFound:
             self._mark(True)
             raise not_found() from None
@@ -89,8 +92,7 @@ class History:
     async def require(self) -> None:
         """503 at once when the database is known to be down, before any work is spent on a turn."""
         if await self.status() == "unavailable":
-            raise APIError(503, "the conversation database is unavailable; try again shortly", "unavailable",
-                           {"Retry-After": RETRY_AFTER})
+            raise unavailable()
 
     async def context(self, user: str, conversation: str) -> list[Turn]:
         """The last turns of the user's conversation, oldest first; 404 if it is not theirs."""

@@ -19,6 +19,7 @@ from export.knowledge.embedder import DEFAULT_EMBEDDER, EmbedderExportError, exp
 from export.knowledge.passages import Splitter, split_all
 from export.source import ExportError, resolve
 from server.retrieval import knowledge as kb
+from server.retrieval import lexical
 from server.retrieval.embedder import Embedder, EmbedderConfig
 from server.retrieval.lexical import BM25
 
@@ -98,7 +99,7 @@ def build_knowledge(work: Path, tokenizer_file: Path, opts: KnowledgeOptions, fp
         "tokens": sum(p.tokens for p in passages),
         "embedder_tokens": sum(embedder.count_tokens(texts)),
         "dense_dtype": opts.dense_dtype,
-        "bm25": {"k1": 1.2, "b": 0.75},
+        "bm25": {"k1": lexical.K1, "b": lexical.B},
         "embed_seconds": round(embed_seconds, 1),
         "build_seconds": round(time.perf_counter() - began, 1),
     }

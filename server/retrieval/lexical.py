@@ -27,6 +27,7 @@ INDPTR = "bm25_indptr.npy"
 DOCS = "bm25_docs.npy"
 WEIGHTS = "bm25_weights.npy"
 
+K1, B = 1.2, 0.75  # BM25's term-frequency saturation and length normalisation (the usual values)
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 STOP_WORDS = frozenset("""
@@ -75,7 +76,7 @@ class BM25:
     size: int  # passages
 
     @classmethod
-    def build(cls, texts: Iterable[str], k1: float = 1.2, b: float = 0.75) -> BM25:
+    def build(cls, texts: Iterable[str], k1: float = K1, b: float = B) -> BM25:
         """Score every (term, passage) pair once, with Lucene's BM25 (idf never negative)."""
         counts = [Counter(terms(t)) for t in texts]
         vocab: dict[str, int] = {}
