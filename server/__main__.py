@@ -76,7 +76,8 @@ def main() -> int:
     settings = settings.model_copy(update={"verify_checksums": False})
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                            access_log=False, timeout_graceful_shutdown=max(1, int(settings.drain_seconds)))
+                            access_log=False, timeout_keep_alive=settings.keep_alive_seconds,
+                            timeout_graceful_shutdown=max(1, int(settings.drain_seconds)))
     DrainingServer(config, app.state.drain, settings.drain_seconds).run()
     return 0
 

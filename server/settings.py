@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     request_timeout: float = Field(60.0, gt=0.0, le=3600.0)
     # Largest request body in bytes (413 beyond).
     max_body_bytes: int = Field(65_536, ge=256, le=16 * 1024 * 1024)
+    # How long an idle kept-alive connection stays open. Must outlast every client's and proxy's own
+    # idle timeout (the ALB's is 75 s in deploy/): whichever side closes second may have sent a request
+    # into a connection the other has just closed, and that request is lost (see tests/test_keepalive.py).
+    keep_alive_seconds: int = Field(90, ge=1, le=4000)
     # After SIGTERM, how long requests in flight may take to finish; match ECS's stopTimeout.
     drain_seconds: float = Field(30.0, ge=0.0, le=120.0)
     # Bearer API keys, comma-separated, and/or a file of keys one per line; none means open.

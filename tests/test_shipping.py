@@ -58,12 +58,23 @@ def test_dockerfile_and_task_agree(container: dict[str, Any]) -> None:
     assert "DRAIN_SECONDS=30" in dockerfile
 
 
-def test_load_balancer_drains_as_long_as_the_server(container: dict[str, Any]) -> None:
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
     class Loader(yaml.SafeLoader):
         pass
 
     # CloudFormation's short-form tags (!Ref, !If, ...) only need to parse here, not to resolve.
     Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    template = yaml.load((ROOT / "deploy" / "ecs-service.yaml").read_text(), Loader=Loader)
+    return dict(yaml.load((ROOT / "deploy" / "ecs-service.yaml").read_text(), Loader=Loader))
+
+
+def test_load_balancer_drains_as_long_as_the_server(container: dict[str, Any], template: dict[str, Any]) -> None:
     assert template["Parameters"]["DrainSeconds"]["Default"] == container["stopTimeout"]
     assert template["Resources"]["TargetGroup"]["Properties"]["HealthCheckPath"] == "/health"
+
+
+def test_the_server_keeps_idle_connections_longer_than_the_load_balancer(template: dict[str, Any]) -> None:
+    # Whoever closes an idle connection first may lose a request sent into it (tests/test_keepalive.py).
+    attributes = template["Resources"]["LoadBalancer"]["Properties"]["LoadBalancerAttributes"]
+    alb = int(next(a["Value"] for a in attributes if a["Key"] == "idle_timeout.timeout_seconds"))
+    assert alb < Settings.model_fields["keep_alive_seconds"].default

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,6 +73,15 @@ def test_text_stream_never_hands_out_half_a_character(int8_dir: Path) -> None:
     stream = TextStream(codec)
     pieces = [stream.push(i) for i in ids]
     assert "".join(pieces) == codec.decode(ids)
+
+
+@pytest.mark.parametrize("text", ["It ' s the bucket , isn ' t it ?", "Yes . don ' t we ' re sure ! ' ve"])
+def test_text_stream_pieces_add_up_to_the_cleaned_answer(codec: TextCodec, text: str) -> None:
+    ids = codec.encode(text)[:-1]
+    # Every order of these pieces: the clean-up rewrites " ," and " ' s" at the end of what was shown.
+    orders = [random.Random(seed).sample(ids, len(ids)) for seed in range(50)]
+    streams = [(order, TextStream(codec)) for order in [ids, *orders]]
+    assert all("".join(map(s.push, o)) + s.finish() == codec.decode(o) for o, s in streams)
 
 
 @pytest.mark.parametrize(("text", "shown", "stopped"), [

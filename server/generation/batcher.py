@@ -45,7 +45,11 @@ class Result:
 
 @dataclass(eq=False)
 class Job:
-    """One request inside the batcher."""
+    """One request inside the batcher.
+
+    The worker thread owns ``tokens``; the event loop sees them in ``received``, handed over with
+    ``arrived`` set once per decoder step for the whole batch, never once per token per request.
+    """
 
     prompt: list[int]
     params: SamplingParams
@@ -55,24 +59,46 @@ class Job:
     submitted: float = field(default_factory=time.perf_counter)
     joined: float = 0.0  # its prefill began
     started: float = 0.0  # its prefill ended
-    tokens: list[int] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)  # the worker's
     batch_size: int = 0
-    stream: asyncio.Queue[int] | None = None  # each token as it is chosen, for streaming responses
+    received: list[int] = field(default_factory=list)  # the event loop's copy, in order
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)  # set when tokens or the outcome arrive
     done: bool = False
     cancelled: bool = False  # set from the event loop; the worker drops the row at its next step
 
-    def settle(self, result: Result | BaseException) -> None:
+    def settle(self, outcome: Result | BaseException) -> None:
         """Hand the outcome to the waiting coroutine, from the worker thread."""
-        self.loop.call_soon_threadsafe(_settle, self.future, result)
+        _post([(self, None, outcome)])
 
 
-def _settle(future: asyncio.Future[Result], result: Result | BaseException) -> None:
-    if future.done():  # the caller gave up (cancelled) already
-        return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
+# A job, its new token (if any) and its outcome (once it has one), as the worker hands them over.
+Delivery = tuple[Job, "int | None", "Result | BaseException | None"]
+
+
+def _post(deliveries: list[Delivery]) -> None:
+    """One wake-up per event loop for all of a step's deliveries (callbacks run in order, so a job's
+    tokens always arrive before its outcome)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Delivery]] = {}
+    for delivery in deliveries:
+        by_loop.setdefault(delivery[0].loop, []).append(delivery)
+    for loop, batch in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_deliver, batch)
+        except RuntimeError:  # that loop has closed: nobody is waiting any more
+            pass
+
+
+def _deliver(batch: list[Delivery]) -> None:
+    """On the event loop: each job's new token, then its outcome, then a wake-up for its reader."""
+    for job, token, outcome in batch:
+        if token is not None:
+            job.received.append(token)
+        if outcome is not None and not job.future.done():  # a caller that gave up has cancelled it
+            if isinstance(outcome, BaseException):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
+        job.arrived.set()
 
 
 class Batcher:
@@ -106,12 +132,11 @@ class Batcher:
     def waiting(self) -> int:
         return self._queue.qsize()
 
-    def submit(self, prompt: list[int], params: SamplingParams, stream: bool = False) -> Job:
-        """Queue a request from the event loop; await ``job.future`` for its result and, with
-        ``stream``, read its tokens from ``job.stream`` as they come."""
+    def submit(self, prompt: list[int], params: SamplingParams) -> Job:
+        """Queue a request from the event loop; its tokens arrive in ``job.received`` as they are
+        chosen (``job.arrived`` wakes a reader), then its result in ``job.future``."""
         loop = asyncio.get_running_loop()
-        job = Job(prompt, params, loop.create_future(), loop, np.random.default_rng(params.seed),
-                  stream=asyncio.Queue() if stream else None)
+        job = Job(prompt, params, loop.create_future(), loop, np.random.default_rng(params.seed))
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -176,8 +201,9 @@ class Batcher:
             self.active = len(active)
 
     def _advance(self, active: list[Job], rows: range, logits: np.ndarray) -> list[int]:
-        """Choose each row's token, settle finished rows; return the rows that go on."""
+        """Choose each row's token, hand the step's tokens and outcomes over; return the rows that go on."""
         batch = len(active)
+        deliveries: list[Delivery] = []
         for i, row in enumerate(rows):
             job = active[row]
             job.batch_size = max(job.batch_size, batch)
@@ -186,20 +212,18 @@ class Batcher:
             except Exception as exc:  # one row's bad numbers fail that row, never the worker
                 log.exception("choosing a token failed")
                 job.done = True
-                job.settle(GenerationError(f"generation failed: {exc}"))
+                deliveries.append((job, None, GenerationError(f"generation failed: {exc}")))
                 continue
             job.tokens.append(token)
-            if job.stream is not None:  # queued before any settle(), so a reader sees every token first
-                job.loop.call_soon_threadsafe(job.stream.put_nowait, token)
             reason = check_stop(token, len(job.tokens), job.params, self.eos_id)
-            if reason is not None:
-                self._finish(job, reason)
+            deliveries.append((job, token, None if reason is None else self._finish(job, reason)))
+        _post(deliveries)
         # Rows leave when done or when their caller went away (the slot is freed for others).
         return [i for i, job in enumerate(active) if not job.done and not job.cancelled]
 
-    def _finish(self, job: Job, reason: FinishReason) -> None:
+    def _finish(self, job: Job, reason: FinishReason) -> Result:
         job.done = True
         tokens = job.tokens[:-1] if reason == "eos" else list(job.tokens)
         now = time.perf_counter()
-        job.settle(Result(tokens, reason, job.joined - job.submitted, now - job.started, job.batch_size,
-                          job.started - job.joined))
+        return Result(tokens, reason, job.joined - job.submitted, now - job.started, job.batch_size,
+                      job.started - job.joined)

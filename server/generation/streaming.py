@@ -38,7 +38,6 @@ class Generation:
     """One job's answer as it is written; ``finish_reason`` is set once the pieces run out."""
 
     def __init__(self, job: Job, codec: TextCodec, timeout: float, stops: list[str] | None = None) -> None:
-        assert job.stream is not None, "submit the job with stream=True"
         self.job = job
         self.text = TextStream(codec)
         self.stops = StopWatcher(stops or [])
@@ -54,38 +53,50 @@ class Generation:
         """Text pieces in order; raises :class:`APIError` on deadline or generation failure."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        queue = self.job.stream
-        assert queue is not None
+        job = self.job
         try:
-            while not (self.job.future.done() and queue.empty()):
-                getter = loop.create_task(queue.get())
-                waiting: set[asyncio.Future[Any]] = {getter, self.job.future}
-                done, _ = await asyncio.wait(waiting, timeout=deadline - loop.time(),
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    getter.cancel()
-                    if not done:  # nothing arrived before the deadline
-                        raise APIError(504, f"no answer within {self.timeout:g} s", "timeout")
+            while True:
+                fresh = job.received[len(self.text.ids):]
+                if not fresh:
+                    if job.future.done():  # its tokens were all handed over before its outcome
+                        break
+                    job.arrived.clear()  # nothing can arrive between this check and the wait: one thread
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            await job.arrived.wait()
+                    except TimeoutError:
+                        raise APIError(504, f"no answer within {self.timeout:g} s", "timeout") from None
                     continue
-                self.text.push(getter.result())
-                visible, stopped = self.stops.safe(self.text.text)
-                if len(visible) > len(self.shown):
-                    piece, self.shown = visible[len(self.shown):], visible
+                # A whole step's worth at once: one look for stop strings, at most one piece.
+                for token in fresh:
+                    self.text.push(token)
+                if piece := self._show(self.text.text):
                     yield piece
-                if stopped:
-                    self.finish_reason = "stop"
+                if self.finish_reason == "stop":
                     return
             try:
-                result = self.job.future.result()
+                result = job.future.result()
             except GenerationError as exc:
                 raise APIError(500, str(exc), "generation") from None
+            self.text.finish()
             self.finish_reason = str(result.finish_reason)
-            if len(self.text.text) > len(self.shown):  # held back for a stop string that never came
-                piece, self.shown = self.text.text[len(self.shown):], self.text.text
+            if piece := self._show(self.text.text, final=True):
                 yield piece
         finally:
             if self.finish_reason is None or self.finish_reason == "stop":
-                self.job.cancelled = True  # disconnect, deadline, error or stop string: free the slot
+                job.cancelled = True  # disconnect, deadline, error or stop string: free the slot
+
+    def _show(self, text: str, final: bool = False) -> str:
+        """The new visible piece of ``text``; a stop string ends the answer, a maybe-stop is held back."""
+        visible, stopped = self.stops.safe(text)
+        if stopped:
+            self.finish_reason = "stop"
+        elif final:  # nothing follows: what was held back for a stop string is part of the answer
+            visible = text
+        if not visible.startswith(self.shown) or len(visible) <= len(self.shown):
+            return ""
+        piece, self.shown = visible[len(self.shown):], visible
+        return piece
 
 
 async def collect(generation: Generation, request: Request, poll: float = 0.05) -> str:

@@ -12,15 +12,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from server import pipeline
-from server.admission.gate import admit, check_request, read_body
+from server.admission.gate import admit, check_request, complete, read_body
 from server.errors import APIError
-from server.generation.batcher import GenerationError, Job, Result
 from server.generation.streaming import Generation, sse
 from server.pipeline import Ask, Prepared
 from server.schemas import ChatResponse, Source, Usage, parse_chat, sampling_params
 from server.service import Service
 
-_POLL = 0.05  # seconds between checks for a vanished client or a passed deadline
 log = logging.getLogger("iscoolgpt.chat")
 
 
@@ -33,22 +31,15 @@ async def chat(request: Request) -> Response:
     ask = Ask(body.question, grounded=body.grounded, k=body.k, user=identity.user, conversation=True,
               conversation_id=body.conversation_id)
     prepared = await pipeline.prepare(service, ask)
-    job = admit(service, prepared.prompt_ids, sampling_params(body, settings), stream=body.stream)
+    job = admit(service, prepared.prompt_ids, sampling_params(body, settings))
+    # One way to wait for every route and shape: the answer as it is written, whole or piece by piece.
+    generation = Generation(job, service.codec, settings.request_timeout)
     if body.stream:
-        generation = Generation(job, service.codec, settings.request_timeout)
         events = _chat_events(service, generation, ask, prepared, request.state.log)
         return StreamingResponse(events, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    # The whole answer at once: wait on the job itself, with no per-token queue. Reading it through
-    # the queue lost a connection in tests/test_load.py's burst, for a reason not yet understood.
-    try:
-        result = await _wait(request, job, settings.request_timeout)
-    except APIError as exc:
-        service.count_abandoned(exc)
-        raise
-    finally:
-        service.drain.leave()
-    answer = service.codec.decode(result.tokens)
+    answer = await complete(service, generation, request)
+    result = job.future.result()
     await pipeline.record(service, request.state.log, ask, prepared, result, answer)
     response = ChatResponse(
         answer=answer,
@@ -60,27 +51,6 @@ async def chat(request: Request) -> Response:
         conversation_id=prepared.conversation_id,
     )
     return JSONResponse(response.model_dump(), headers={"Server-Timing": pipeline.server_timing(prepared, result)})
-
-
-async def _wait(request: Request, job: Job, timeout: float) -> Result:
-    """The job's result; a vanished client or a passed deadline cancels it and frees its batch slot."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        try:
-            return await asyncio.wait_for(asyncio.shield(job.future), timeout=_POLL)
-        except TimeoutError:
-            if await request.is_disconnected():
-                job.cancelled = True
-                raise APIError(499, "client closed the connection", "cancelled") from None
-            if loop.time() >= deadline:
-                job.cancelled = True
-                raise APIError(504, f"no answer within {timeout:g} s", "timeout") from None
-        except GenerationError as exc:
-            raise APIError(500, str(exc), "generation") from None
-        except asyncio.CancelledError:
-            job.cancelled = True
-            raise
 
 
 async def _chat_events(service: Service, generation: Generation, ask: Ask, prepared: Prepared,

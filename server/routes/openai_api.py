@@ -126,7 +126,7 @@ async def chat_completions(request: Request) -> Response:
     check_k(body.k, service.settings)
     ask = replace(to_ask(body), user=identity.user)
     prepared = await pipeline.prepare(service, ask)
-    job = admit(service, prepared.prompt_ids, _params(body, service), stream=True)
+    job = admit(service, prepared.prompt_ids, _params(body, service))
     generation = Generation(job, service.codec, service.settings.request_timeout, body.stops())
     head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": service.model_name}
     if body.stream:
