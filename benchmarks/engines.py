@@ -99,16 +99,18 @@ class TorchRunner:
 class Ct2Runner:
     """CTranslate2 int8, the outside peer: greedy ``translate_batch`` with a fixed decoding length."""
 
-    def __init__(self, ct2_dir: Path, hf_dir: Path, threads: int) -> None:
-        import ctranslate2
-        from transformers import AutoTokenizer
+    def __init__(self, ct2_dir: Path, threads: int) -> None:
+        import json
 
-        self.tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+        import ctranslate2
+
+        # Its own vocabulary, id by id: the same ids the other engines get, whatever tokenizer made them.
+        self.vocabulary = json.loads((ct2_dir / "shared_vocabulary.json").read_text())
         self.translator = ctranslate2.Translator(str(ct2_dir), device="cpu", compute_type="int8",
                                                  intra_threads=threads)
 
     def prepare(self, prompts: list[list[int]]) -> Any:
-        return [self.tokenizer.convert_ids_to_tokens(p) for p in prompts]
+        return [[self.vocabulary[i] for i in p] for p in prompts]
 
     def run(self, prepared: Any, n: int) -> Timing:
         stamps: list[float] = []

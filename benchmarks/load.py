@@ -1,4 +1,6 @@
-"""load: throughput of our server serving one request at a time (MAX_BATCH_SIZE=1) vs batching (16).
+"""load: requests/s and latency of our server under 16 concurrent clients, with the shipped defaults against
+one request at a time (MAX_BATCH_SIZE=1), on this machine's 2 vCPUs and pinned to 1 (``taskset``, as a
+1-vCPU Fargate task); ``--sweep`` also tries the candidate settings the defaults were chosen from.
 
 The load generator is bounded in every direction: it only talks to 127.0.0.1, sends a fixed number of
 requests from a fixed number of clients, gives each request a timeout, and stops at a hard time limit.
@@ -16,14 +18,26 @@ from benchmarks.common import ModelChoice, ensure_serving_dirs, fmt, log, md_tab
 from benchmarks.procs import HOST, running_server
 
 # --- constants -----------------------------------------------------------------------------------------
-CLIENTS = 16  # concurrent clients, for both configurations
+CLIENTS = 16  # concurrent clients, for every configuration
 REQUESTS = 96  # requests per run (full); every client keeps one in flight
 QUICK_REQUESTS = 32
-MAX_NEW_TOKENS = 32  # per request, greedy (temperature 0): the same work in both configurations
+MAX_NEW_TOKENS = 32  # per request, greedy (temperature 0): the same work in every configuration
 QUICK_MAX_NEW_TOKENS = 16
-ROUNDS = 2  # start/measure/stop each configuration this many times, interleaved (A B A B)
+ROUNDS = 2  # start/measure/stop each configuration this many times, interleaved
 QUICK_ROUNDS = 1
-BATCH_SIZES = (1, 16)  # MAX_BATCH_SIZE of the two configurations; 1 is one-at-a-time serving
+BASELINE = "one at a time"
+CONFIGS = {BASELINE: {"MAX_BATCH_SIZE": "1"}, "shipped defaults": {}}
+SWEEP = {  # candidates for the defaults (--sweep)
+    "MAX_BATCH_SIZE=8": {"MAX_BATCH_SIZE": "8"},
+    "MAX_BATCH_SIZE=16": {"MAX_BATCH_SIZE": "16"},
+    "MAX_BATCH_SIZE=32": {"MAX_BATCH_SIZE": "32"},
+    "MAX_BATCH_SIZE=16, BATCH_WAIT_MS=0": {"MAX_BATCH_SIZE": "16", "BATCH_WAIT_MS": "0"},
+    "MAX_BATCH_SIZE=16, BATCH_WAIT_MS=10": {"MAX_BATCH_SIZE": "16", "BATCH_WAIT_MS": "10"},
+    "MAX_BATCH_SIZE=16, NUM_THREADS=1": {"MAX_BATCH_SIZE": "16", "NUM_THREADS": "1"},
+}
+CPU_SETS = {"2 vCPU": None, "1 vCPU": "0"}  # taskset -c: a 1-vCPU task's share of the machine
+# The inference server alone: history has its own suite (DATABASE_URL=none, as the task definition ships).
+COMMON_ENV = {"MAX_QUEUE": "64", "DATABASE_URL": "none"}
 TIME_LIMIT_S = 300.0  # hard stop of one load run, whatever is left
 REQUEST_TIMEOUT_S = 120.0
 START_TIMEOUT_S = 120.0
@@ -90,56 +104,65 @@ def run_load(port: int, clients: int, requests: int, body: dict[str, Any], limit
     return asyncio.run(_load(port, clients, requests, body, limit_s))
 
 
-def run(choice: ModelChoice, quick: bool) -> tuple[dict[str, Any], str, Any]:
+def run(choice: ModelChoice, quick: bool, sweep: bool = False) -> tuple[dict[str, Any], str, Any]:
     """Run the load suite; return (data, markdown body, chart function)."""
     serving = ensure_serving_dirs(choice, ("int8",))["int8"]
     requests = QUICK_REQUESTS if quick else REQUESTS
     body = {"max_new_tokens": QUICK_MAX_NEW_TOKENS if quick else MAX_NEW_TOKENS, "temperature": 0.0, "seed": 0}
-    runs: dict[int, list[dict[str, Any]]] = {b: [] for b in BATCH_SIZES}
-    for rnd in range(QUICK_ROUNDS if quick else ROUNDS):
-        for batch in BATCH_SIZES if rnd % 2 == 0 else BATCH_SIZES[::-1]:
-            env = {"MAX_BATCH_SIZE": str(batch), "MAX_QUEUE": str(max(64, CLIENTS * 2))}
-            with running_server("ours", choice, serving, START_TIMEOUT_S, env) as (port, _, _proc):
-                run_load(port, 2, 4, body, 60)  # warm-up: first-run allocations, not measured
-                summary = run_load(port, CLIENTS, requests, body).summary()
-            runs[batch].append(summary)
-            log(f"load MAX_BATCH_SIZE={batch}: {summary['requests_per_s']:.2f} req/s, errors {summary['errors']}")
-    configs = {}
-    for batch, rs in runs.items():
-        configs[str(batch)] = {
-            "requests_per_s": median([r["requests_per_s"] for r in rs]),
+    configs = CONFIGS | (SWEEP if sweep else {})
+    results: dict[str, Any] = {}
+    for cpu_label, cpus in CPU_SETS.items():
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
+        for rnd in range(QUICK_ROUNDS if quick else ROUNDS):
+            for name in list(configs) if rnd % 2 == 0 else list(configs)[::-1]:  # interleaved: A B .. B A
+                env = {**COMMON_ENV, **configs[name]}
+                with running_server("ours", choice, serving, START_TIMEOUT_S, env, cpus=cpus) as (port, _, _proc):
+                    run_load(port, 2, 4, body, 60)  # warm-up: first-run allocations, not measured
+                    summary = run_load(port, CLIENTS, requests, body).summary()
+                runs[name].append(summary)
+                log(f"load {cpu_label} {name}: {summary['requests_per_s']:.2f} req/s, errors {summary['errors']}")
+        base = median([r["requests_per_s"] for r in runs[BASELINE]])
+        results[cpu_label] = {name: {
+            "env": configs[name], "requests_per_s": median([r["requests_per_s"] for r in rs]),
+            "vs_one_at_a_time": median([r["requests_per_s"] for r in rs]) / base if base else None,
             **{k: median([r[k] for r in rs]) for k in ("p50_ms", "p95_ms", "p99_ms")},
             "errors": dict(sum((Counter(r["errors"]) for r in rs), Counter())), "runs": rs,
-        }
-    lo, hi = configs[str(BATCH_SIZES[0])], configs[str(BATCH_SIZES[-1])]
-    data = {"clients": CLIENTS, "requests": requests, "body": body, "configs": configs,
-            "throughput_ratio": hi["requests_per_s"] / lo["requests_per_s"] if lo["requests_per_s"] else None}
-    rows = [[f"MAX_BATCH_SIZE={b}", fmt(c["requests_per_s"], 2), fmt(c["p50_ms"], 0), fmt(c["p95_ms"], 0),
-             fmt(c["p99_ms"], 0), c["errors"] or "none"] for b, c in configs.items()]
+        } for name, rs in runs.items()}
+    data = {"clients": CLIENTS, "requests": requests, "body": body, "cpus": CPU_SETS, "results": results,
+            "throughput_ratio": results["2 vCPU"]["shipped defaults"]["vs_one_at_a_time"]}
+    rows = [[cpu_label, name, fmt(c["requests_per_s"], 2), f"{c['vs_one_at_a_time']:.2f}x", fmt(c["p50_ms"], 0),
+             fmt(c["p95_ms"], 0), fmt(c["p99_ms"], 0), c["errors"] or "none"]
+            for cpu_label, block in results.items() for name, c in block.items()]
     md = (f"Our server (int8), {CLIENTS} concurrent clients on 127.0.0.1, {requests} requests per run "
-          f"(max_new_tokens {body['max_new_tokens']}, temperature 0), {len(lo['runs'])} interleaved run(s) each, "
-          f"medians.\n\n" + md_table(["server", "requests/s", "p50 ms", "p95 ms", "p99 ms", "errors"], rows)
-          + f"\n\nThroughput ratio, batching / one-at-a-time: **{fmt(data['throughput_ratio'], 2)}x**\n")
+          f"(max_new_tokens {body['max_new_tokens']}, temperature 0), {ROUNDS if not quick else QUICK_ROUNDS} "
+          f"interleaved run(s) each, medians; {COMMON_ENV} for all; \"1 vCPU\" is the server pinned to one core "
+          f"with taskset.\n\n"
+          + md_table(["CPUs", "server", "requests/s", "vs one at a time", "p50 ms", "p95 ms", "p99 ms", "errors"], rows)
+          + "\n\nThroughput ratio, shipped defaults / one at a time, 2 vCPU: "
+          f"**{fmt(data['throughput_ratio'], 2)}x**\n")
 
     def draw(fig: Any) -> None:
         left, right = fig.subplots(1, 2)
-        names = [f"batch {b}" for b in configs]
-        left.bar(names, [c["requests_per_s"] for c in configs.values()], color=["tab:grey", "tab:blue"])
+        labels = [f"{c}\n{n}" for c, block in results.items() for n in block]
+        values = [v for block in results.values() for v in block.values()]
+        left.barh(labels, [v["requests_per_s"] for v in values], color="tab:blue")
         left.set_title("requests/s (higher is better)", fontsize=10)
-        for q, offset in (("p50_ms", -0.25), ("p95_ms", 0), ("p99_ms", 0.25)):
-            right.bar([i + offset for i in range(len(names))], [c[q] for c in configs.values()], 0.25, label=q)
-        right.set_xticks(range(len(names)), names)
-        right.set_title("latency ms (lower is better)", fontsize=10)
-        right.legend(fontsize=8)
-        fig.suptitle(f"Load: {CLIENTS} clients, MAX_BATCH_SIZE 1 vs {BATCH_SIZES[-1]}")
+        right.barh(labels, [v["p95_ms"] for v in values], color="tab:orange")
+        right.set_title("p95 latency ms (lower is better)", fontsize=10)
+        for ax in (left, right):
+            ax.tick_params(axis="y", labelsize=7)
+        fig.suptitle(f"Load: {CLIENTS} clients, {body['max_new_tokens']} new tokens each")
 
     return data, md, draw
 
 
 def main(choice: ModelChoice, args: Any, meta: dict[str, Any]) -> dict[str, float]:
     """Entry point of ``python -m benchmarks load``; returns the headline figures for ``all``."""
-    data, body, chart = run(choice, args.quick)
+    data, body, chart = run(choice, args.quick, getattr(args, "sweep", False))
     write_results("load", meta, data, body, chart)
-    return {f"load: throughput ratio MAX_BATCH_SIZE={BATCH_SIZES[-1]} / 1": data["throughput_ratio"] or 0.0,
-            f"load: requests/s at MAX_BATCH_SIZE={BATCH_SIZES[-1]}":
-                data["configs"][str(BATCH_SIZES[-1])]["requests_per_s"]}
+    return {"load: throughput ratio, shipped defaults / one at a time, 16 clients, 2 vCPU":
+                data["throughput_ratio"] or 0.0,
+            "load: throughput ratio, shipped defaults / one at a time, 16 clients, 1 vCPU":
+                data["results"]["1 vCPU"]["shipped defaults"]["vs_one_at_a_time"] or 0.0,
+            "load: requests/s with the shipped defaults, 2 vCPU": data["results"]["2 vCPU"]["shipped defaults"][
+                "requests_per_s"]}

@@ -31,8 +31,10 @@ def free_port() -> int:
 
 
 def server_command(kind: str, choice: ModelChoice, serving: Path | None, port: int,
-                   extra_env: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
-    """Command and environment for ``ours`` (python -m server) or ``baseline`` (the old PyTorch service)."""
+                   extra_env: dict[str, str] | None = None,
+                   cpus: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """Command and environment for ``ours`` (python -m server) or ``baseline`` (the old PyTorch service);
+    ``cpus`` ("0", "0-1") pins it with taskset, as a task with fewer vCPUs would run."""
     env = dict(os.environ)
     env.update({"PORT": str(port), "HOST": HOST, "LOG_LEVEL": "warning", "PYTHONPATH": str(ROOT)})
     if kind == "ours":
@@ -46,7 +48,7 @@ def server_command(kind: str, choice: ModelChoice, serving: Path | None, port: i
     else:
         raise ValueError(kind)
     env.update(extra_env or {})
-    return cmd, env
+    return (["taskset", "-c", cpus, *cmd] if cpus else cmd), env
 
 
 def health_ok(port: int) -> bool:
@@ -85,11 +87,11 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def running_server(kind: str, choice: ModelChoice, serving: Path | None, timeout_s: float,
-                   extra_env: dict[str, str] | None = None,
-                   sampler: RssSampler | None = None) -> Iterator[tuple[int, float, subprocess.Popen[bytes]]]:
+                   extra_env: dict[str, str] | None = None, sampler: RssSampler | None = None,
+                   cpus: str | None = None) -> Iterator[tuple[int, float, subprocess.Popen[bytes]]]:
     """Start a server, wait for /health, yield (port, seconds to healthy, process); always stop it."""
     port = free_port()
-    cmd, env = server_command(kind, choice, serving, port, extra_env)
+    cmd, env = server_command(kind, choice, serving, port, extra_env, cpus)
     began = time.perf_counter()
     # Own process group, so stop() takes uvicorn and anything it spawned.
     # stderr goes to a file, not a pipe: a chatty server must never block on a full pipe.

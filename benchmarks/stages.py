@@ -40,10 +40,13 @@ def grounded_serving_dir(choice: ModelChoice, kb_dir: Path, tokenizer: Path) -> 
     """The int8 model with the real tokenizer and the knowledge base beside it, in one checked directory."""
     out = MODELS_DIR / f"bench-{choice.name}-grounded"
     sections = json.loads((kb_dir / "sections.json").read_text())
-    if (out / sd.MANIFEST).is_file() and json.loads((out / sd.MANIFEST).read_text()).get("knowledge") == \
-            sections["knowledge"]:
-        return out
     model = ensure_serving_dirs(choice, ("int8",))["int8"]
+    if (out / sd.MANIFEST).is_file():
+        built = json.loads((out / sd.MANIFEST).read_text())
+        model_files = json.loads((model / sd.MANIFEST).read_text())["files"]
+        if built.get("knowledge") == sections["knowledge"] and all(
+                built["files"].get(name) == entry for name, entry in model_files.items() if name.endswith(".onnx")):
+            return out
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(model, out, copy_function=os.link)  # hard links: no second copy of the weights
     (out / sd.TOKENIZER).unlink()

@@ -30,7 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep-fp32", action="append", default=[], metavar="REGEX",
                         help="leave MatMul nodes whose name matches in fp32 (repeatable)")
     parser.add_argument("--decoder", choices=("lean", "optimum"), default="lean",
-                        help="decoder-with-past graph: our lean one or Optimum's traced one (default: %(default)s)")
+                        help="encoder and decoder graphs: our lean ones (fused attention, one copy of the decoder's "
+                             "weights) or Optimum's traced ones (default: %(default)s)")
     parser.add_argument("--local-model", choices=("tiny", "tiny-reader", "tiny-talker", "random-flan-t5-small"),
                         default=None,
                         help="build a local model instead of reading --model (no hub needed)")

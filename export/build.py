@@ -37,7 +37,7 @@ class ExportOptions:
     token: str | None = None
     min_agreement: float = 0.9
     quant: QuantConfig = QuantConfig()
-    decoder: str = "lean"  # decoder-with-past graph: "lean" (export/lean_decoder.py) or Optimum's "optimum"
+    decoder: str = "lean"  # graphs: "lean" (export/lean_encoder.py, lean_decoder.py) or Optimum's "optimum"
     knowledge: KnowledgeOptions = KnowledgeOptions()  # none unless botocore or --docs is asked for
 
 
@@ -112,6 +112,7 @@ def build(opts: ExportOptions) -> dict[str, Any]:
                        "path": str(source.path) if source.revision is None else None},
             "precision": "fp32" if opts.fp32 else "int8",
             "decoder_with_past": opts.decoder,
+            "encoder": opts.decoder,  # the same choice: lean graphs throughout, or Optimum's traced ones
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "libraries": installed_versions(LIBRARIES),
             "quantization": None if opts.fp32 else opts.quant.as_manifest(),

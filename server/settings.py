@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     max_input_tokens: int = Field(512, ge=8, le=4096)
     # Longest question in characters, checked before tokenizing.
     max_question_chars: int = Field(4000, ge=1, le=100_000)
-    # ONNX Runtime intra-op threads; 0 lets ONNX Runtime use one per physical core.
+    # ONNX Runtime intra-op threads; 0 means one per usable CPU (affinity and cgroup quota).
     num_threads: int = Field(0, ge=0, le=256)
     # Continuous batching: most sequences decoded together, and how long an idle
     # batcher waits for company before starting (milliseconds).

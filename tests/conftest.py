@@ -48,6 +48,15 @@ def int8_dir(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 @pytest.fixture(scope="session")
+def optimum_fp32_dir(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model as Optimum traces it: the reference for the lean graphs."""
+    out = tmp_path_factory.mktemp("serving") / "tiny-fp32-optimum"
+    done = run_export("--model", str(tiny_model), "--out", str(out), "--fp32", "--decoder", "optimum")
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
 def talker_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random tiny T5 that never ends on its own: every answer runs to max_new_tokens."""
     out = tmp_path_factory.mktemp("serving") / "talker-int8"

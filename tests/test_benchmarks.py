@@ -20,8 +20,10 @@ def test_decode_benchmark_runs_and_states_its_model(tmp_path: Path) -> None:
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "decode-quick.json").read_text())
-    engines = {name.split(" ")[0] for name in report["results"]["batches"]["1"]}
+    shapes = report["results"]["shapes"]
+    engines = {name.split(" ")[0] for name in shapes["grounded"]["batches"]["8"]}
     assert {"pytorch-fp32", "onnx-fp32", "onnx-int8", "ctranslate2-int8"} <= engines
+    assert min(shapes["grounded"]["prompt_tokens"]) > 10 * max(shapes["short"]["prompt_tokens"]) // 2
     assert report["meta"]["model"]["label"] == "random-weights flan-t5-small architecture"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ from export.local_models import qa_pairs
 from server.generation.engine import DecoderState, Engine
 from server.generation.text import TextCodec
 from server.prompt import DEFAULT_TEMPLATE, render
+from tests.conftest import ROOT
 
 
 def greedy_alone(engine: Engine, prompt: list[int], steps: int) -> list[int]:
@@ -85,3 +88,12 @@ def test_select_drops_padding_no_row_uses(fp32_engine: Engine, prompts: list[lis
     assert joined.self_mask.tolist() == [[1, 1], [0, 1]]
     assert kept.self_mask.tolist() == [[1]]
     assert kept.enc_mask.shape == (1, len(prompts[5]))
+
+
+def test_threads_follow_the_cpus_the_process_may_use() -> None:
+    # Pinned to one CPU, as a 1-vCPU task: one thread, not one per core of the machine.
+    done = subprocess.run(["taskset", "-c", "0", sys.executable, "-c",
+                           "from server.generation.engine import session_options; "
+                           "print(session_options(0).intra_op_num_threads)"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "1")

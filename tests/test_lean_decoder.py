@@ -6,17 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import pytest
-
-from tests.conftest import run_export
-
-
-@pytest.fixture(scope="session")
-def optimum_fp32_dir(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("serving") / "tiny-fp32-optimum"
-    done = run_export("--model", str(tiny_model), "--out", str(out), "--fp32", "--decoder", "optimum")
-    assert done.returncode == 0, done.stderr
-    return out
 
 
 def padded_feed(session: ort.InferenceSession) -> dict[str, np.ndarray]:

@@ -14,7 +14,10 @@ batched. Encoder outputs are right-padded and masked the same way.
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -24,12 +27,26 @@ from server import serving_dir as sd
 Array = np.ndarray
 
 
+def usable_cpus() -> int:
+    """CPUs this process may use: its affinity (taskset), capped by a cgroup v2 CPU quota (a container's
+    or a Fargate task's vCPUs, which the affinity and ONNX Runtime's own count of cores do not show)."""
+    count = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            count = min(count, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):  # no cgroup v2 here: the affinity is all there is
+        pass
+    return count
+
+
 def session_options(num_threads: int) -> ort.SessionOptions:
-    """Options shared by the three sessions."""
+    """Options shared by the three sessions; ``num_threads`` 0 means one per usable CPU."""
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.intra_op_num_threads = num_threads  # 0: one per physical core
+    # More threads than CPUs only makes the pool's barriers wait on threads that are not running.
+    opts.intra_op_num_threads = num_threads or usable_cpus()
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     return opts
@@ -114,8 +131,8 @@ class Engine:
     directories exported with ``--decoder optimum``, Optimum's own first-step decoder.
     """
 
-    def __init__(self, serving: sd.ServingDir, num_threads: int = 0) -> None:
-        opts = session_options(num_threads)
+    def __init__(self, serving: sd.ServingDir, num_threads: int = 0, options: ort.SessionOptions | None = None) -> None:
+        opts = options or session_options(num_threads)  # other options: the profiler's, for one
         providers = ["CPUExecutionProvider"]
 
         def session(name: str) -> ort.InferenceSession:
