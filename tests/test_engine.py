@@ -61,6 +61,25 @@ def test_rows_joining_late_decode_exactly_as_alone(fp32_engine: Engine, prompts:
     assert [t[:16] for t in tokens] == alone
 
 
+def test_rows_taking_their_first_step_inside_a_running_step_decode_as_alone(
+        fp32_engine: Engine, prompts: list[list[int]]) -> None:
+    alone = [greedy_alone(fp32_engine, p, 12) for p in prompts[:3]]
+    logits, state = fp32_engine.prefill([prompts[0]])
+    tokens: list[list[int]] = [[int(logits[0].argmax())]]
+    for _ in range(4):
+        logits, state = fp32_engine.step(state, np.array([tokens[0][-1]]))
+        tokens[0].append(int(logits[0].argmax()))
+    # Rows 1 and 2 are only encoded; their first step is row 0's next one.
+    state = DecoderState.concat(state, fp32_engine.encode(prompts[1:3]))
+    tokens += [[], []]
+    while min(len(t) for t in tokens) < 12:
+        last = [t[-1] if t else fp32_engine.start_id for t in tokens]
+        logits, state = fp32_engine.step(state, np.array(last))
+        for row, t in zip(logits, tokens, strict=True):
+            t.append(int(row.argmax()))
+    assert [t[:12] for t in tokens] == alone
+
+
 def test_rows_leaving_keep_the_others_on_course(fp32_engine: Engine, prompts: list[list[int]]) -> None:
     alone = greedy_alone(fp32_engine, prompts[2], 12)
     logits, state = fp32_engine.prefill(prompts[:3])

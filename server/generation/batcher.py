@@ -170,8 +170,9 @@ class Batcher:
         while not self._stopping.is_set():
             joiners = self._take(self.max_batch - len(active), block=not active)
             try:
-                if joiners:
-                    # Newcomers share one encoder run and first step; running rows wait this one out.
+                if joiners and (not active or not self.engine.joins_a_step):
+                    # Newcomers to an idle batcher (or, with Optimum's first-step graph, to any batch) share
+                    # one encoder run and first step; running rows wait this one out.
                     began = time.perf_counter()
                     logits, fresh = self.engine.prefill([j.prompt for j in joiners])
                     now = time.perf_counter()
@@ -182,9 +183,19 @@ class Batcher:
                     active += joiners
                     rows = range(offset, len(active))
                 elif active and state is not None:
-                    # Every running row feeds back its last token and gets the next one's logits.
-                    last = np.array([job.tokens[-1] for job in active], dtype=np.int64)
-                    logits, state = self.engine.step(state, last)
+                    # Every running row feeds back its last token and gets the next one's logits. Newcomers
+                    # are encoded and take their first step (from the start token) in this same step: a
+                    # step costs about the same for a few more rows, so a join no longer costs a step.
+                    last = [job.tokens[-1] for job in active]
+                    began = time.perf_counter()
+                    if joiners:
+                        state = DecoderState.concat(state, self.engine.encode([j.prompt for j in joiners]))
+                        last += [self.engine.start_id] * len(joiners)
+                    logits, state = self.engine.step(state, np.array(last, dtype=np.int64))
+                    now = time.perf_counter()
+                    for job in joiners:
+                        job.joined, job.started = began, now
+                    active += joiners
                     rows = range(len(active))
                 else:
                     continue

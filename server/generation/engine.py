@@ -49,6 +49,10 @@ def session_options(num_threads: int) -> ort.SessionOptions:
     opts.intra_op_num_threads = num_threads or usable_cpus()
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    # Pool threads spin between the operators of one run (each waits microseconds for the next), but
+    # not after it: spinning on between steps took a core from the batcher's own Python and the event
+    # loop. Measured over HTTP, 16 clients, 2 vCPUs: 36 -> 52 requests/s; one at a time 6.5 -> 11.3.
+    opts.add_session_config_entry("session.force_spinning_stop", "1")
     return opts
 
 
@@ -154,8 +158,13 @@ class Engine:
         self._self_in = [f"past_key_values.{i}.decoder.{kv}" for i in layers for kv in ("key", "value")]
         self._cross_in = [f"past_key_values.{i}.encoder.{kv}" for i in layers for kv in ("key", "value")]
 
-    def prefill(self, prompts: list[list[int]]) -> tuple[Array, DecoderState]:
-        """Encode ``prompts`` and run the first decoder step; return its logits and the state."""
+    @property
+    def joins_a_step(self) -> bool:
+        """Whether new rows can take their first step inside the running batch's step (:meth:`encode`)."""
+        return self.cross is not None
+
+    def _encode_ids(self, prompts: list[list[int]]) -> tuple[Array, Array]:
+        """Run the encoder on right-padded ``prompts``; return its output and the source mask."""
         width = max(len(p) for p in prompts)
         ids = np.full((len(prompts), width), self.pad_id, dtype=np.int64)
         enc_mask = np.zeros((len(prompts), width), dtype=np.int64)
@@ -163,21 +172,33 @@ class Engine:
             ids[row, : len(prompt)] = prompt
             enc_mask[row, : len(prompt)] = 1
         (hidden,) = self.encoder.run(None, {"input_ids": ids, "attention_mask": enc_mask})
-        start = np.full((len(prompts), 1), self.start_id, dtype=np.int64)
-        if self.cross is None:  # Optimum's first-step graph computes both caches itself
-            assert self.decoder is not None
-            self_mask = np.ones((len(prompts), 1), dtype=np.int64)
-            logits, *presents = self.decoder.run(["logits", *self._self_out, *self._cross_out], {
-                "input_ids": start, "attention_mask": self_mask, "encoder_attention_mask": enc_mask,
-                "encoder_hidden_states": hidden})
-            n = len(self._self_out)
-            return logits[:, -1, :], DecoderState(presents[:n], presents[n:], self_mask, enc_mask)
-        # Cross-attention keys and values once; then the step graph, from an empty self-attention cache.
+        return hidden, enc_mask
+
+    def encode(self, prompts: list[list[int]]) -> DecoderState:
+        """Encode ``prompts`` into a state with the cross-attention keys and values and an empty self cache:
+        its rows take their first step (with the start token) in whatever step runs next, alone or joined
+        to a running batch. Needs the cross graph (see :attr:`joins_a_step`)."""
+        assert self.cross is not None, "serving directories with Optimum's first-step graph use prefill()"
+        hidden, enc_mask = self._encode_ids(prompts)
         cross_kv = self.cross.run(self._cross_out, {"encoder_hidden_states": hidden})
         empty = np.zeros((len(prompts), self._heads, 0, self._d_kv), dtype=np.float32)
-        state = DecoderState([empty] * len(self._self_out), cross_kv,
-                             np.zeros((len(prompts), 0), dtype=np.int64), enc_mask)
-        return self.step(state, start)
+        return DecoderState([empty] * len(self._self_out), cross_kv, np.zeros((len(prompts), 0), dtype=np.int64),
+                            enc_mask)
+
+    def prefill(self, prompts: list[list[int]]) -> tuple[Array, DecoderState]:
+        """Encode ``prompts`` and run the first decoder step; return its logits and the state."""
+        start = np.full((len(prompts), 1), self.start_id, dtype=np.int64)
+        if self.cross is not None:  # cross keys and values once; then the step graph from an empty cache
+            return self.step(self.encode(prompts), start)
+        # Optimum's first-step graph computes both caches itself.
+        assert self.decoder is not None
+        hidden, enc_mask = self._encode_ids(prompts)
+        self_mask = np.ones((len(prompts), 1), dtype=np.int64)
+        logits, *presents = self.decoder.run(["logits", *self._self_out, *self._cross_out], {
+            "input_ids": start, "attention_mask": self_mask, "encoder_attention_mask": enc_mask,
+            "encoder_hidden_states": hidden})
+        n = len(self._self_out)
+        return logits[:, -1, :], DecoderState(presents[:n], presents[n:], self_mask, enc_mask)
 
     def step(self, state: DecoderState, tokens: Array) -> tuple[Array, DecoderState]:
         """Feed one token per row; return next-token logits and the grown state."""
