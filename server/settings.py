@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     num_threads: int = Field(0, ge=0, le=256)
     # Continuous batching: most sequences decoded together, and how long an idle
     # batcher waits for company before starting (milliseconds).
-    max_batch_size: int = Field(8, ge=1, le=256)
+    max_batch_size: int = Field(16, ge=1, le=256)
     batch_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
     # Requests allowed to wait for a batch slot; past this the server answers 503.
     max_queue: int = Field(64, ge=1, le=100_000)

@@ -54,14 +54,15 @@ async def check_request(request: Request, service: Service) -> Identity:
     return identity
 
 
-def admit(service: Service, prompt_ids: list[int], params: SamplingParams) -> Job:
-    """Count the request in flight and queue it; the caller must ``service.drain.leave()`` after."""
+def admit(service: Service, prompt_ids: list[int], params: SamplingParams, every_token: bool = True) -> Job:
+    """Count the request in flight and queue it; the caller must ``service.drain.leave()`` after.
+    ``every_token`` False: the answer is read whole, so its tokens may come in one wake-up at the end."""
     try:
         service.drain.enter()
     except Draining as exc:
         raise APIError(503, str(exc), "unavailable", {"Retry-After": "1"}) from None
     try:
-        return service.batcher.submit(prompt_ids, params)
+        return service.batcher.submit(prompt_ids, params, every_token)
     except QueueFull as exc:
         service.drain.leave()
         raise APIError(503, f"overloaded: {exc}", "overloaded", {"Retry-After": "1"}) from None

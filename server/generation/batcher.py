@@ -62,17 +62,20 @@ class Job:
     tokens: list[int] = field(default_factory=list)  # the worker's
     batch_size: int = 0
     received: list[int] = field(default_factory=list)  # the event loop's copy, in order
+    # False: the tokens come with the outcome, in one wake-up, for a reader that only wants the whole answer.
+    every_token: bool = True
+    sent: int = 0  # tokens handed over so far (the worker's count)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)  # set when tokens or the outcome arrive
     done: bool = False
     cancelled: bool = False  # set from the event loop; the worker drops the row at its next step
 
     def settle(self, outcome: Result | BaseException) -> None:
         """Hand the outcome to the waiting coroutine, from the worker thread."""
-        _post([(self, None, outcome)])
+        _post([(self, [], outcome)])
 
 
-# A job, its new token (if any) and its outcome (once it has one), as the worker hands them over.
-Delivery = tuple[Job, "int | None", "Result | BaseException | None"]
+# A job, its new tokens and its outcome (once it has one), as the worker hands them over.
+Delivery = tuple[Job, list[int], "Result | BaseException | None"]
 
 
 def _post(deliveries: list[Delivery]) -> None:
@@ -89,10 +92,9 @@ def _post(deliveries: list[Delivery]) -> None:
 
 
 def _deliver(batch: list[Delivery]) -> None:
-    """On the event loop: each job's new token, then its outcome, then a wake-up for its reader."""
-    for job, token, outcome in batch:
-        if token is not None:
-            job.received.append(token)
+    """On the event loop: each job's new tokens, then its outcome, then a wake-up for its reader."""
+    for job, tokens, outcome in batch:
+        job.received += tokens
         if outcome is not None and not job.future.done():  # a caller that gave up has cancelled it
             if isinstance(outcome, BaseException):
                 job.future.set_exception(outcome)
@@ -132,11 +134,13 @@ class Batcher:
     def waiting(self) -> int:
         return self._queue.qsize()
 
-    def submit(self, prompt: list[int], params: SamplingParams) -> Job:
+    def submit(self, prompt: list[int], params: SamplingParams, every_token: bool = True) -> Job:
         """Queue a request from the event loop; its tokens arrive in ``job.received`` as they are
-        chosen (``job.arrived`` wakes a reader), then its result in ``job.future``."""
+        chosen (or, without ``every_token``, all at the end), ``job.arrived`` wakes a reader, and its
+        result comes in ``job.future``."""
         loop = asyncio.get_running_loop()
-        job = Job(prompt, params, loop.create_future(), loop, np.random.default_rng(params.seed))
+        job = Job(prompt, params, loop.create_future(), loop, np.random.default_rng(params.seed),
+                  every_token=every_token)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -223,11 +227,14 @@ class Batcher:
             except Exception as exc:  # one row's bad numbers fail that row, never the worker
                 log.exception("choosing a token failed")
                 job.done = True
-                deliveries.append((job, None, GenerationError(f"generation failed: {exc}")))
+                deliveries.append((job, [], GenerationError(f"generation failed: {exc}")))
                 continue
             job.tokens.append(token)
             reason = check_stop(token, len(job.tokens), job.params, self.eos_id)
-            deliveries.append((job, token, None if reason is None else self._finish(job, reason)))
+            outcome = None if reason is None else self._finish(job, reason)
+            if job.every_token or outcome is not None:
+                deliveries.append((job, job.tokens[job.sent:], outcome))
+                job.sent = len(job.tokens)
         _post(deliveries)
         # Rows leave when done or when their caller went away (the slot is freed for others).
         return [i for i, job in enumerate(active) if not job.done and not job.cancelled]

@@ -31,7 +31,7 @@ async def chat(request: Request) -> Response:
     ask = Ask(body.question, grounded=body.grounded, k=body.k, user=identity.user, conversation=True,
               conversation_id=body.conversation_id)
     prepared = await pipeline.prepare(service, ask)
-    job = admit(service, prepared.prompt_ids, sampling_params(body, settings))
+    job = admit(service, prepared.prompt_ids, sampling_params(body, settings), every_token=body.stream)
     # One way to wait for every route and shape: the answer as it is written, whole or piece by piece.
     generation = Generation(job, service.codec, settings.request_timeout)
     if body.stream:

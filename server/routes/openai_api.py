@@ -126,7 +126,8 @@ async def chat_completions(request: Request) -> Response:
     check_k(body.k, service.settings)
     ask = replace(to_ask(body), user=identity.user)
     prepared = await pipeline.prepare(service, ask)
-    job = admit(service, prepared.prompt_ids, _params(body, service))
+    # Read whole and without stop strings: no need to see each token as it comes.
+    job = admit(service, prepared.prompt_ids, _params(body, service), every_token=body.stream or bool(body.stops()))
     generation = Generation(job, service.codec, service.settings.request_timeout, body.stops())
     head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": service.model_name}
     if body.stream:
