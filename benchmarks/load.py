@@ -19,11 +19,11 @@ from benchmarks.procs import HOST, running_server
 
 # --- constants -----------------------------------------------------------------------------------------
 CLIENTS = 16  # concurrent clients, for every configuration
-REQUESTS = 96  # requests per run (full); every client keeps one in flight
+REQUESTS = 192  # requests per run (full); every client keeps one in flight
 QUICK_REQUESTS = 32
 MAX_NEW_TOKENS = 32  # per request, greedy (temperature 0): the same work in every configuration
 QUICK_MAX_NEW_TOKENS = 16
-ROUNDS = 2  # start/measure/stop each configuration this many times, interleaved
+ROUNDS = 3  # start/measure/stop each configuration this many times, interleaved
 QUICK_ROUNDS = 1
 BASELINE = "one at a time"
 CONFIGS = {BASELINE: {"MAX_BATCH_SIZE": "1"}, "shipped defaults": {}}
