@@ -29,11 +29,13 @@ NEG = -1e9  # additive mask: exp() of it is exactly 0 in fp32, without the inf a
 
 
 class _Graph:
-    """Collects nodes and initializers with unique names."""
+    """Collects nodes and initializers with unique names; builds T5's pieces from ``state`` (its weights)."""
 
-    def __init__(self) -> None:
+    def __init__(self, state: dict[str, Any] | None = None, eps: float = 0.0) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
+        self.state = state or {}
+        self.eps = eps
 
     def const(self, name: str, value: np.ndarray) -> str:
         self.inits.append(numpy_helper.from_array(value, name))
@@ -46,6 +48,31 @@ class _Graph:
 
     def one(self, op: str, inputs: list[str], name: str, domain: str = "", **attrs: Any) -> str:
         return self.op(op, inputs, name, 1, domain, **attrs)[0]
+
+    def norm(self, x: str, key: str, name: str) -> str:
+        """T5's RMS norm (no mean, no bias) with the weight ``key``."""
+        return self.one("SimplifiedLayerNormalization", [x, self.const(key, _w(self.state, key))], name,
+                        axis=-1, epsilon=self.eps)
+
+    def linear(self, x: str, keys: list[str], name: str) -> str:
+        """``x`` times the weights ``keys``, side by side: several projections of one input share a MatMul."""
+        # PyTorch keeps [out, in]; MatMul wants [in, out].
+        weight = np.concatenate([_w(self.state, k).T for k in keys], axis=1)
+        return self.one("MatMul", [x, self.const(f"{name}.weight", np.ascontiguousarray(weight))], f"{name}/MatMul")
+
+    def embed(self, ids: str) -> str:
+        return self.one("Gather", [self.const("shared.weight", _w(self.state, "shared.weight")), ids], "embed", axis=0)
+
+    def feed_forward(self, x: str, w: str, n: str, d_ff: int) -> str:
+        """The gated feed-forward block with its residual: x + wo(gelu(h wi_0) * (h wi_1)), h = norm(x)."""
+        h = self.norm(x, f"{w}.layer_norm.weight", f"{n}/norm")
+        wi = self.linear(h, [f"{w}.DenseReluDense.wi_0.weight", f"{w}.DenseReluDense.wi_1.weight"],
+                         f"{n}/DenseReluDense/wi")
+        gate, up = self.op("Split", [wi, self.const(f"{n}/ffsplit", np.array([d_ff, d_ff], np.int64))],
+                           f"{n}/Split", outputs=2, axis=-1)
+        act = self.one("Mul", [self.one("FastGelu", [gate], f"{n}/Gelu", domain="com.microsoft"), up], f"{n}/Gate")
+        return self.one("Add", [x, self.linear(act, [f"{w}.DenseReluDense.wo.weight"], f"{n}/DenseReluDense/wo")],
+                        f"{n}/Residual")
 
 
 def _w(state: dict[str, Any], key: str) -> np.ndarray:
@@ -71,8 +98,7 @@ def build_decoder_with_past(model: Any, out: Path) -> None:
     cfg = model.config
     state = model.state_dict()
     heads, d_kv, layers = cfg.num_heads, cfg.d_kv, cfg.num_decoder_layers
-    eps = float(cfg.layer_norm_epsilon)
-    g = _Graph()
+    g = _Graph(state, float(cfg.layer_norm_epsilon))
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
     inputs = [helper.make_tensor_value_info("input_ids", i64, ["batch", 1]),
               helper.make_tensor_value_info("attention_mask", i64, ["batch", "past_plus_1"]),
@@ -110,20 +136,12 @@ def build_decoder_with_past(model: Any, out: Path) -> None:
     self_bias = g.one("Add", [position, mask_bias("attention_mask", "self_mask")], "self_bias")
     cross_bias = mask_bias("encoder_attention_mask", "cross_mask")
 
-    def norm(x: str, key: str, name: str) -> str:
-        return g.one("SimplifiedLayerNormalization", [x, g.const(key, _w(state, key))], name, axis=-1, epsilon=eps)
-
-    def linear(x: str, keys: list[str], name: str) -> str:
-        # PyTorch keeps [out, in]; MatMul wants [in, out]; several projections of one input share a MatMul.
-        weight = np.concatenate([_w(state, k).T for k in keys], axis=1)
-        return g.one("MatMul", [x, g.const(f"{name}.weight", np.ascontiguousarray(weight))], f"{name}/MatMul")
-
-    x = g.one("Gather", [g.const("shared.weight", _w(state, "shared.weight")), "input_ids"], "embed", axis=0)
+    x = g.embed("input_ids")
     for i in range(layers):
         w, n = f"decoder.block.{i}.layer", f"/decoder/block.{i}/layer"  # weight keys, node names
         # Self-attention over the cache plus this token; the grown cache is the step's output.
-        h = norm(x, f"{w}.0.layer_norm.weight", f"{n}.0/norm")
-        qkv = linear(h, [f"{w}.0.SelfAttention.{m}.weight" for m in "qkv"], f"{n}.0/SelfAttention/qkv")
+        h = g.norm(x, f"{w}.0.layer_norm.weight", f"{n}.0/norm")
+        qkv = g.linear(h, [f"{w}.0.SelfAttention.{m}.weight" for m in "qkv"], f"{n}.0/SelfAttention/qkv")
         q, k, v = g.op("Split", [qkv, g.const(f"split{i}", np.array([heads * d_kv] * 3, np.int64))],
                        f"{n}.0/Split", outputs=3, axis=-1)
         attn, present_k, present_v = g.op(
@@ -132,26 +150,18 @@ def build_decoder_with_past(model: Any, out: Path) -> None:
             f"{n}.0/MHA", outputs=3, domain="com.microsoft", num_heads=heads, scale=1.0)
         g.nodes.append(helper.make_node("Identity", [present_k], [f"present.{i}.decoder.key"]))
         g.nodes.append(helper.make_node("Identity", [present_v], [f"present.{i}.decoder.value"]))
-        proj = linear(attn, [f"{w}.0.SelfAttention.o.weight"], f"{n}.0/SelfAttention/o")
+        proj = g.linear(attn, [f"{w}.0.SelfAttention.o.weight"], f"{n}.0/SelfAttention/o")
         x = g.one("Add", [x, proj], f"{n}.0/Residual")
         # Cross-attention: keys and values were computed once, by the first step.
-        h = norm(x, f"{w}.1.layer_norm.weight", f"{n}.1/norm")
-        q = linear(h, [f"{w}.1.EncDecAttention.q.weight"], f"{n}.1/EncDecAttention/q")
+        h = g.norm(x, f"{w}.1.layer_norm.weight", f"{n}.1/norm")
+        q = g.linear(h, [f"{w}.1.EncDecAttention.q.weight"], f"{n}.1/EncDecAttention/q")
         attn = g.one("MultiHeadAttention", [q, f"past_key_values.{i}.encoder.key",
                                             f"past_key_values.{i}.encoder.value", "", "", cross_bias],
                      f"{n}.1/MHA", domain="com.microsoft", num_heads=heads, scale=1.0)
-        proj = linear(attn, [f"{w}.1.EncDecAttention.o.weight"], f"{n}.1/EncDecAttention/o")
+        proj = g.linear(attn, [f"{w}.1.EncDecAttention.o.weight"], f"{n}.1/EncDecAttention/o")
         x = g.one("Add", [x, proj], f"{n}.1/Residual")
-        # Gated feed-forward: gelu(h wi_0) * (h wi_1), then wo.
-        h = norm(x, f"{w}.2.layer_norm.weight", f"{n}.2/norm")
-        wi = linear(h, [f"{w}.2.DenseReluDense.wi_0.weight", f"{w}.2.DenseReluDense.wi_1.weight"],
-                    f"{n}.2/DenseReluDense/wi")
-        gate, up = g.op("Split", [wi, g.const(f"ffsplit{i}", np.array([cfg.d_ff, cfg.d_ff], np.int64))],
-                        f"{n}.2/Split", outputs=2, axis=-1)
-        act = g.one("Mul", [g.one("FastGelu", [gate], f"{n}.2/Gelu", domain="com.microsoft"), up], f"{n}.2/Gate")
-        proj = linear(act, [f"{w}.2.DenseReluDense.wo.weight"], f"{n}.2/DenseReluDense/wo")
-        x = g.one("Add", [x, proj], f"{n}.2/Residual")
-    x = norm(x, "decoder.final_layer_norm.weight", "/decoder/final_layer_norm")
+        x = g.feed_forward(x, f"{w}.2", f"{n}.2", cfg.d_ff)  # gated: gelu(h wi_0) * (h wi_1), then wo
+    x = g.norm(x, "decoder.final_layer_norm.weight", "/decoder/final_layer_norm")
     if cfg.tie_word_embeddings:  # T5 v1.0 rescales before a head tied to the embedding
         x = g.one("Mul", [x, g.const("head_scale", np.array(cfg.d_model ** -0.5, np.float32))], "/lm_head/scale")
     head = g.const("lm_head.weight", np.ascontiguousarray(_w(state, "lm_head.weight").T))

@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from export.lean_decoder import NEG, _Graph, _w
+from export.lean_decoder import NEG, _Graph
 
 
 def _bidirectional_table(model: Any) -> tuple[np.ndarray, int]:
@@ -49,8 +49,8 @@ def build_encoder(model: Any, out: Path) -> None:
     """Write the encoder graph of a ``T5ForConditionalGeneration`` to ``out``."""
     cfg = model.config
     state = model.state_dict()
-    heads, d_kv, eps = cfg.num_heads, cfg.d_kv, float(cfg.layer_norm_epsilon)
-    g = _Graph()
+    heads, d_kv = cfg.num_heads, cfg.d_kv
+    g = _Graph(state, float(cfg.layer_norm_epsilon))
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
     inputs = [helper.make_tensor_value_info("input_ids", i64, ["batch", "source"]),
               helper.make_tensor_value_info("attention_mask", i64, ["batch", "source"])]
@@ -77,34 +77,19 @@ def build_encoder(model: Any, out: Path) -> None:
                                   int64("mask/axes", [1, 2])], "mask/Unsqueeze")
     bias = g.one("Add", [position, padding], "attention_bias")
 
-    def norm(x: str, key: str, name: str) -> str:
-        return g.one("SimplifiedLayerNormalization", [x, g.const(key, _w(state, key))], name, axis=-1, epsilon=eps)
-
-    def linear(x: str, keys: list[str], name: str) -> str:
-        weight = np.concatenate([_w(state, k).T for k in keys], axis=1)
-        return g.one("MatMul", [x, g.const(f"{name}.weight", np.ascontiguousarray(weight))], f"{name}/MatMul")
-
-    x = g.one("Gather", [g.const("shared.weight", _w(state, "shared.weight")), "input_ids"], "embed", axis=0)
+    x = g.embed("input_ids")
     for i in range(cfg.num_layers):
         w, n = f"encoder.block.{i}.layer", f"/encoder/block.{i}/layer"
-        h = norm(x, f"{w}.0.layer_norm.weight", f"{n}.0/norm")
-        qkv = linear(h, [f"{w}.0.SelfAttention.{m}.weight" for m in "qkv"], f"{n}.0/SelfAttention/qkv")
+        h = g.norm(x, f"{w}.0.layer_norm.weight", f"{n}.0/norm")
+        qkv = g.linear(h, [f"{w}.0.SelfAttention.{m}.weight" for m in "qkv"], f"{n}.0/SelfAttention/qkv")
         q, k, v = g.op("Split", [qkv, int64(f"split{i}", [heads * d_kv] * 3)], f"{n}.0/Split", outputs=3, axis=-1)
         attn = g.one("MultiHeadAttention", [q, k, v, "", "", bias], f"{n}.0/MHA", domain="com.microsoft",
                      num_heads=heads, scale=1.0)
-        x = g.one("Add", [x, linear(attn, [f"{w}.0.SelfAttention.o.weight"], f"{n}.0/SelfAttention/o")],
+        x = g.one("Add", [x, g.linear(attn, [f"{w}.0.SelfAttention.o.weight"], f"{n}.0/SelfAttention/o")],
                   f"{n}.0/Residual")
-        h = norm(x, f"{w}.1.layer_norm.weight", f"{n}.1/norm")
-        wi = linear(h, [f"{w}.1.DenseReluDense.wi_0.weight", f"{w}.1.DenseReluDense.wi_1.weight"],
-                    f"{n}.1/DenseReluDense/wi")
-        gate, up = g.op("Split", [wi, int64(f"ffsplit{i}", [cfg.d_ff, cfg.d_ff])], f"{n}.1/Split", outputs=2, axis=-1)
-        act = g.one("Mul", [g.one("FastGelu", [gate], f"{n}.1/Gelu", domain="com.microsoft"), up], f"{n}.1/Gate")
-        x = g.one("Add", [x, linear(act, [f"{w}.1.DenseReluDense.wo.weight"], f"{n}.1/DenseReluDense/wo")],
-                  f"{n}.1/Residual")
-    g.nodes.append(helper.make_node("SimplifiedLayerNormalization",
-                                    [x, g.const("encoder.final_layer_norm.weight",
-                                                _w(state, "encoder.final_layer_norm.weight"))],
-                                    ["last_hidden_state"], name="/encoder/final_layer_norm", axis=-1, epsilon=eps))
+        x = g.feed_forward(x, f"{w}.1", f"{n}.1", cfg.d_ff)
+    final = g.norm(x, "encoder.final_layer_norm.weight", "/encoder/final_layer_norm")
+    g.nodes.append(helper.make_node("Identity", [final], ["last_hidden_state"]))
     graph = helper.make_graph(g.nodes, "t5_encoder_lean", inputs, outputs, g.inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
                                                       helper.make_opsetid("com.microsoft", 1)]), str(out))
