@@ -16,6 +16,7 @@ import uvicorn
 
 from server.admission.drain import Drain
 from server.app import create_app
+from server.observability import JsonFormatter
 from server.serving_dir import ServingDirError, open_serving_dir
 from server.settings import SettingsError, load_settings
 from server.storage import open_store
@@ -72,10 +73,15 @@ def main() -> int:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         log.error("database %s: %s", settings.database_url.split("@")[-1], first)
         return 1
+    if settings.log_format == "json":  # every line from here on, uvicorn's own included, is one JSON object
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     # The lifespan gets these very settings (checksums already verified).
     settings = settings.model_copy(update={"verify_checksums": False})
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                            # In JSON mode uvicorn's loggers go through the root handler, not their own.
+                            log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
                             access_log=False, timeout_keep_alive=settings.keep_alive_seconds,
                             timeout_graceful_shutdown=max(1, int(settings.drain_seconds)))
     DrainingServer(config, app.state.drain, settings.drain_seconds).run()

@@ -9,7 +9,7 @@ lifespan or by ``python -m server``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     log_level: str = "info"
+    # "text" for people, "json" for log services: one JSON object per line (CloudWatch metric filters
+    # read a request line's status and latency_ms).
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("api_keys_file")
     @classmethod

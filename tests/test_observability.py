@@ -8,6 +8,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.conftest import start_server
+
 
 def test_request_id_is_echoed(client: httpx.Client) -> None:
     response = client.get("/health", headers={"X-Request-ID": "trace-42"})
@@ -37,3 +39,20 @@ def test_metrics_count_requests_and_tokens(client: httpx.Client) -> None:
     text = client.get("/metrics").text
     assert re.search(r'^iscoolgpt_requests_total\{route="/chat/",status="200"\} [1-9]', text, re.MULTILINE)
     assert re.search(r"^iscoolgpt_generated_tokens_total [1-9]", text, re.MULTILINE)
+
+
+def test_json_log_format_makes_every_line_one_object(int8_dir: Path, tmp_path: Path) -> None:
+    proc, url = start_server(int8_dir, tmp_path / "server.log", LOG_FORMAT="json", DATABASE_URL="none")
+    try:
+        httpx.post(f"{url}/chat/", json={"question": "What is Amazon S3?", "temperature": 0},
+                   headers={"X-Request-ID": "json-line-test"}, timeout=60)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    # -X importtime writes to stderr too: everything else must parse, uvicorn's own lines included.
+    lines = [json.loads(line) for line in (tmp_path / "server.log").read_text().splitlines()
+             if not line.startswith("import time:")]
+    request = next(line for line in lines if line.get("request_id") == "json-line-test")
+    assert (request["status"], request["path"], request["logger"]) == (200, "/chat/", "iscoolgpt.access")
+    assert isinstance(request["latency_ms"], float)
+    assert any(line["logger"].startswith("uvicorn") for line in lines)
