@@ -10,4 +10,5 @@ mypy
 hadolint Dockerfile
 check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 cfn-lint deploy/ecs-service.yaml
+check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 python -m pytest "$@"

@@ -78,3 +78,23 @@ def test_the_server_keeps_idle_connections_longer_than_the_load_balancer(templat
     attributes = template["Resources"]["LoadBalancer"]["Properties"]["LoadBalancerAttributes"]
     alb = int(next(a["Value"] for a in attributes if a["Key"] == "idle_timeout.timeout_seconds"))
     assert alb < Settings.model_fields["keep_alive_seconds"].default
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / "compose.yaml").read_text()))
+
+
+def test_compose_servers_pass_only_server_settings_and_share_the_database(compose: dict[str, Any]) -> None:
+    known = {name.upper() for name in Settings.model_fields}
+    servers = [s for name, s in compose["services"].items() if name != "db"]
+    assert len(servers) == 2  # the scaled-out shape: two servers, one database
+    assert all(set(s["environment"]) <= known for s in servers)
+    urls = {s["environment"]["DATABASE_URL"] for s in servers}
+    assert urls == {"postgresql://iscoolgpt:${POSTGRES_PASSWORD:-iscoolgpt-local}@db:5432/iscoolgpt"}
+    assert compose["services"]["db"]["environment"]["POSTGRES_PASSWORD"] == "${POSTGRES_PASSWORD:-iscoolgpt-local}"
+
+
+def test_compose_gives_a_draining_server_its_time(compose: dict[str, Any]) -> None:
+    grace = {s["stop_grace_period"] for name, s in compose["services"].items() if name != "db"}
+    assert grace == {"35s"} and int(Settings.model_fields["drain_seconds"].default) < 35
