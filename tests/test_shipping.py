@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import botocore.session
+import httpx
 import pytest
 import yaml
 from botocore.validate import ParamValidator
 
 from server.settings import Settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, start_server
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def test_variables_are_server_settings(container: dict[str, Any]) -> None:
     known = {name.upper() for name in Settings.model_fields}
     names = {e["name"] for e in container["environment"]} | {s["name"] for s in container["secrets"]}
     assert names <= known, names - known
-    assert {s["name"] for s in container["secrets"]} == {"API_KEYS"}
+    assert {s["name"] for s in container["secrets"]} == {"API_KEYS", "DATABASE_URL"}  # never in plain text
 
 
 def test_port_health_path_and_stop_timeout_agree_with_the_server(container: dict[str, Any]) -> None:
@@ -98,3 +100,46 @@ def test_compose_servers_pass_only_server_settings_and_share_the_database(compos
 def test_compose_gives_a_draining_server_its_time(compose: dict[str, Any]) -> None:
     grace = {s["stop_grace_period"] for name, s in compose["services"].items() if name != "db"}
     assert grace == {"35s"} and int(Settings.model_fields["drain_seconds"].default) < 35
+
+
+def filter_matches(pattern: str, line: dict[str, Any]) -> bool:
+    """CloudWatch's JSON filter pattern, for the form the stack uses: ``{ $.a = "x" && $.b >= 500 }``."""
+    terms = pattern.strip().removeprefix("{").removesuffix("}").split("&&")
+    for term in terms:
+        field, op, value = re.fullmatch(r'\s*\$\.(\w+)\s*(>=|<=|!=|=|>|<)\s*(.+?)\s*', term).groups()  # type: ignore[union-attr]
+        if field not in line:
+            return False
+        wanted = json.loads(value)
+        ops = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b, ">=": lambda a, b: a >= b,
+               "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
+        if not ops[op](line[field], wanted):
+            return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def json_log(int8_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Real request lines of a server with LOG_FORMAT=json, as the task definition runs it, by path."""
+    log = tmp_path_factory.mktemp("json-log") / "server.log"
+    proc, url = start_server(int8_dir, log, LOG_FORMAT="json", DATABASE_URL="none")
+    try:
+        httpx.post(f"{url}/chat/", json={"question": "What is Amazon S3?", "temperature": 0}, timeout=60)
+        httpx.get(f"{url}/no-such-page", timeout=10)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return {line["path"]: line for line in lines if line.get("logger") == "iscoolgpt.access"}
+
+
+def test_the_stacks_metric_filters_read_the_servers_json_request_lines(
+        template: dict[str, Any], json_log: dict[str, dict[str, Any]]) -> None:
+    filters = {r["Properties"]["FilterName"]: r["Properties"] for r in template["Resources"].values()
+               if r["Type"] == "AWS::Logs::MetricFilter"}
+    chat, missing = json_log["/chat/"], json_log["/no-such-page"]
+    matched = {name: (filter_matches(f["FilterPattern"], chat), filter_matches(f["FilterPattern"], missing))
+               for name, f in filters.items()}
+    assert matched == {"iscoolgpt-requests": (True, True), "iscoolgpt-5xx": (False, False),
+                       "iscoolgpt-503": (False, False), "iscoolgpt-chat-latency": (True, False)}
+    value = filters["iscoolgpt-chat-latency"]["MetricTransformations"][0]["MetricValue"]
+    assert isinstance(chat[value.removeprefix("$.")], float)
