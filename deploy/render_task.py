@@ -7,7 +7,8 @@ checked on its own. This script takes the stack's outputs (``aws cloudformation 
 * the execution and task roles, the ``DATABASE_URL`` secret and the log group come from the stack;
 * every other ARN (the ``API_KEYS`` secret) moves to the stack's account and region;
 * with the stack's Cognito user pool, the server gets ``AUTH_JWKS_URL``, ``AUTH_ISSUER`` and
-  ``AUTH_AUDIENCE``; ``--no-api-keys`` drops the ``API_KEYS`` secret (sign-in only).
+  ``AUTH_AUDIENCE``, and with its hosted domain the page's sign-in (``AUTH_AUTHORIZE_URL``,
+  ``AUTH_TOKEN_URL``, ``AUTH_CLIENT_ID``); ``--no-api-keys`` drops the ``API_KEYS`` secret.
 
 Usage: ``python deploy/render_task.py --outputs outputs.json --image URI [--no-api-keys] > task.json``.
 Errors are one line on stderr and exit 1.
@@ -57,7 +58,11 @@ def render(task: dict[str, Any], outputs: list[dict[str, str]], image: str, api_
         raise RenderError(f"the stack gives only part of the sign-in settings: {', '.join(sorted(auth))}")
     if not auth and not api_keys:
         raise RenderError("--no-api-keys without the stack's Cognito user pool would leave the API open")
-    container["environment"] = [e for e in container["environment"] if e["name"] not in AUTH] + [
+    if auth and values.get("CognitoDomainUrl"):  # the hosted domain: the page's Sign in button
+        domain = values["CognitoDomainUrl"].rstrip("/")
+        auth |= {"AUTH_AUTHORIZE_URL": f"{domain}/oauth2/authorize", "AUTH_TOKEN_URL": f"{domain}/oauth2/token",
+                 "AUTH_CLIENT_ID": values["AuthAudience"]}
+    container["environment"] = [e for e in container["environment"] if e["name"] not in auth] + [
         {"name": name, "value": value} for name, value in auth.items()]
     options = container["logConfiguration"]["options"]
     options["awslogs-group"], options["awslogs-region"] = values["LogGroupName"], region

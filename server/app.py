@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/conversations", conversations.list_conversations, methods=["GET"]),
         Route("/conversations/{id:path}", conversations.get_conversation, methods=["GET"]),
         Route("/conversations/{id:path}", conversations.delete_conversation, methods=["DELETE"]),
+        Route("/auth/config", pages.auth_config, methods=["GET"]),
         Route("/metrics", pages.metrics, methods=["GET"]),
         Route("/openapi.json", pages.openapi, methods=["GET"]),
         Route("/docs", pages.page("docs.html"), methods=["GET"]),

@@ -82,7 +82,7 @@ def _route(scope: Scope) -> str:
     # Label by known routes only: a label per arbitrary path would let clients grow the series without bound.
     path = scope.get("path", "")
     known = {"/health", "/chat/", "/chat", "/metrics", "/v1/chat/completions", "/v1/models", "/v1/embeddings",
-             "/search", "/", "/docs", "/conversations"}
+             "/search", "/", "/docs", "/conversations", "/auth/config"}
     if path.startswith("/conversations/"):
         return "/conversations/{id}"  # never the id itself: unbounded, and a conversation's only key when open
     return path if path in known else "other"

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     auth_jwt_secret: str = Field("", repr=False)
     auth_issuer: str = ""
     auth_audience: str = ""
+    # Sign-in on the chat page (OAuth 2.0 authorization code with PKCE, e.g. a Cognito hosted domain's
+    # /oauth2/authorize and /oauth2/token, and its app client): all three, or none for no sign-in button.
+    auth_authorize_url: str = ""
+    auth_token_url: str = ""
+    auth_client_id: str = ""
     # Requests per user per minute (each task counts its own); 0 turns the limit off.
     rate_limit_per_minute: int = Field(0, ge=0, le=1_000_000)
     # Origins allowed by CORS, comma-separated ("*" for any); empty turns CORS off.
@@ -144,6 +149,22 @@ class Settings(BaseSettings):
     def _one_token_mode(self) -> Settings:
         if self.auth_jwks_url and self.auth_jwt_secret:
             raise ValueError("set AUTH_JWKS_URL (RS256/ES256) or AUTH_JWT_SECRET (HS256), not both")
+        return self
+
+    @field_validator("auth_authorize_url", "auth_token_url")
+    @classmethod
+    def _sign_in_urls(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _sign_in_whole(self) -> Settings:
+        parts = (self.auth_authorize_url, self.auth_token_url, self.auth_client_id)
+        if any(parts) and not all(parts):
+            raise ValueError("set AUTH_AUTHORIZE_URL, AUTH_TOKEN_URL and AUTH_CLIENT_ID together, or none")
+        if all(parts) and not (self.auth_jwks_url or self.auth_jwt_secret):
+            raise ValueError("page sign-in needs the tokens checked: set AUTH_JWKS_URL (or AUTH_JWT_SECRET)")
         return self
 
     @model_validator(mode="after")

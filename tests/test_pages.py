@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, serve
+from tests.idp import IdentityProvider
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -105,3 +106,35 @@ def test_a_conversation_survives_a_reload_and_can_be_deleted(keyed: str, page: P
     assert questions == ["How cheap are Spot Instances?", "Can spare capacity be interrupted?"]
     assert open_title == "How cheap are Spot Instances?"
     assert page.query_selector_all("#log li") == []
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[IdentityProvider]:
+    provider = IdentityProvider()
+    yield provider
+    provider.close()
+
+
+@pytest.fixture(scope="module")
+def with_sign_in(int8_dir: Path, idp: IdentityProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from serve(int8_dir, tmp_path_factory, **idp.server_env())
+
+
+def test_auth_config_names_the_provider_only_when_there_is_one(with_sign_in: str, client: httpx.Client,
+                                                                 idp: IdentityProvider) -> None:
+    sign_in = httpx.get(f"{with_sign_in}/auth/config").json()["sign_in"]
+    assert sign_in == {"authorize_url": f"{idp.url}/authorize", "token_url": f"{idp.url}/token",
+                       "client_id": "page-client", "scope": "openid email"}
+    assert client.get("/auth/config").json() == {"sign_in": None}
+
+
+@needs_chromium
+def test_signing_in_on_the_page_gets_a_token_that_the_api_accepts(with_sign_in: str, idp: IdentityProvider,
+                                                                  page: Page) -> None:
+    page.goto(with_sign_in + "/")
+    page.click("#sign_in")  # to the provider's /authorize and back with a code, exchanged with the verifier
+    page.wait_for_function("localStorage.getItem('iscoolgpt.token')", timeout=15_000)
+    answer, _ = ask(page, with_sign_in, "What is AWS EC2?")
+    page.wait_for_selector("#conversations li.open", timeout=10_000)  # GET /conversations needs a signed-in user
+    assert answer == "Amazon EC2 provides resizable virtual servers in the AWS cloud."
+    assert "code=" not in page.url and idp.issued == 1

@@ -15,7 +15,7 @@ import yaml
 from botocore.validate import ParamValidator
 
 from deploy.render_task import AUTH, REQUIRED, RenderError, render
-from server.settings import Settings
+from server.settings import Settings, load_settings
 from tests.conftest import ROOT
 
 ACCOUNT, REGION = "210987654321", "eu-west-1"
@@ -37,8 +37,9 @@ def stack_outputs(cognito: bool) -> list[dict[str, str]]:
         "AuthJwksUrl": f"https://cognito-idp.{REGION}.amazonaws.com/{REGION}_Abc123/.well-known/jwks.json",
         "AuthIssuer": f"https://cognito-idp.{REGION}.amazonaws.com/{REGION}_Abc123",
         "AuthAudience": "4c0ff33clientid",
+        "CognitoDomainUrl": f"https://iscoolgpt-chat.auth.{REGION}.amazoncognito.com",
     }
-    kept = [k for k in values if k in declared and (cognito or k not in AUTH.values())]
+    kept = [k for k in values if k in declared and (cognito or k not in {*AUTH.values(), "CognitoDomainUrl"})]
     return [{"OutputKey": k, "OutputValue": values[k]} for k in kept]
 
 
@@ -54,7 +55,7 @@ def rendered(request: pytest.FixtureRequest, template: dict[str, Any]) -> dict[s
 
 def test_the_template_declares_every_output_the_renderer_reads() -> None:
     keys = {o["OutputKey"] for o in stack_outputs(cognito=True)}
-    assert set(REQUIRED) | set(AUTH.values()) <= keys
+    assert set(REQUIRED) | set(AUTH.values()) | {"CognitoDomainUrl"} <= keys
 
 
 def test_rendered_task_is_what_ecs_register_task_definition_takes(rendered: dict[str, Any]) -> None:
@@ -84,7 +85,8 @@ def test_cognito_outputs_become_the_servers_sign_in_settings(template: dict[str,
     env = {e["name"]: e["value"] for e in render(template, stack_outputs(True), IMAGE,
                                                  api_keys=False)["containerDefinitions"][0]["environment"]}
     assert env["AUTH_ISSUER"] == f"https://cognito-idp.{REGION}.amazonaws.com/{REGION}_Abc123"
-    assert env["AUTH_AUDIENCE"] == "4c0ff33clientid"
+    assert env["AUTH_AUDIENCE"] == env["AUTH_CLIENT_ID"] == "4c0ff33clientid"
+    assert env["AUTH_TOKEN_URL"] == f"https://iscoolgpt-chat.auth.{REGION}.amazoncognito.com/oauth2/token"
 
 
 def test_no_api_keys_without_cognito_is_refused(template: dict[str, Any]) -> None:
@@ -98,3 +100,9 @@ def test_the_command_line_fails_in_one_line_on_another_stacks_outputs(tmp_path: 
                            "--image", IMAGE], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0 and "lack ExecutionRoleArn" in done.stderr
+
+
+def test_rendered_environment_is_settings_the_server_starts_with(rendered: dict[str, Any]) -> None:
+    env = {e["name"].lower(): e["value"] for e in rendered["containerDefinitions"][0]["environment"]}
+    settings = load_settings(env_file=None, **env)  # raises SettingsError, naming the variable, if not
+    assert (settings.log_format, settings.num_threads, settings.max_batch_size) == ("json", 1, 16)

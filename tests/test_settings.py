@@ -49,6 +49,11 @@ def test_settings_are_frozen() -> None:
     ({"auth_jwks_url": "https://idp/jwks", "auth_jwt_secret": "s" * 32}, "set AUTH_JWKS_URL (RS256/ES256) or"),
     ({"database_url": "mysql://x"}, "DATABASE_URL: Value error, must be sqlite:///PATH, postgresql://... or none"),
     ({"retrieval_k": 12}, "RETRIEVAL_K (12) is above RETRIEVAL_K_MAX (10)"),
+    ({"auth_client_id": "page"}, "set AUTH_AUTHORIZE_URL, AUTH_TOKEN_URL and AUTH_CLIENT_ID together, or none"),
+    ({"auth_authorize_url": "javascript:alert(1)"}, "AUTH_AUTHORIZE_URL: Value error, must be an http(s) URL"),
+    ({"auth_authorize_url": "https://idp/a", "auth_token_url": "https://idp/t", "auth_client_id": "page"},
+     "page sign-in needs the tokens checked: set AUTH_JWKS_URL"),
+    ({"log_format": "xml"}, "LOG_FORMAT: Input should be 'text' or 'json'"),
 ])
 def test_auth_database_and_retrieval_settings_are_checked(overrides: dict, message: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(SettingsError, match=re.escape(message)):

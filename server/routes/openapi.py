@@ -116,6 +116,10 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
             "/health": {"get": {"summary": "Load balancer probe", "responses": {
                 "200": _json({"$ref": "#/components/schemas/Health"}, "Model loaded"),
                 "503": _json({"$ref": "#/components/schemas/Health"}, "Draining")}}},
+            "/auth/config": {"get": {
+                "summary": "How the chat page signs in (OAuth 2.0 code flow with PKCE), or null",
+                "responses": {"200": _json({"type": "object", "required": ["sign_in"], "properties": {
+                    "sign_in": {"type": ["object", "null"]}}}, "Sign-in settings")}}},
             "/chat/": {"post": chat},
             "/v1/chat/completions": {"post": {
                 "summary": "OpenAI-compatible chat completion (plain or streamed)",

@@ -37,6 +37,15 @@ def page(name: str) -> Callable[[Request], Awaitable[Response]]:
     return serve
 
 
+async def auth_config(request: Request) -> JSONResponse:
+    """How the chat page signs people in: the identity provider's endpoints and the page's client id
+    (public values: the page uses the authorization code flow with PKCE), or ``null`` without sign-in."""
+    s = request.state.service.settings
+    sign_in = ({"authorize_url": s.auth_authorize_url, "token_url": s.auth_token_url, "client_id": s.auth_client_id,
+                "scope": "openid email"} if s.auth_client_id else None)
+    return JSONResponse({"sign_in": sign_in})
+
+
 async def metrics(request: Request) -> Response:
     service: Service = request.state.service
     return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)

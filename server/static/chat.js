@@ -18,6 +18,55 @@ tokenField.addEventListener("change", () => {
   refresh();
 });
 
+// Sign-in, when the server names an identity provider (GET /auth/config): the OAuth 2.0 authorization
+// code flow with PKCE, as a page that keeps no secret must use it. The access token lands in the token field.
+const signIn = document.getElementById("sign_in");
+const PKCE = "iscoolgpt.pkce";
+
+function b64url(bytes) {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+async function startSignIn(config) {
+  const verifier = b64url(crypto.getRandomValues(new Uint8Array(32)));
+  const state = b64url(crypto.getRandomValues(new Uint8Array(16)));
+  const challenge = b64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+  sessionStorage.setItem(PKCE, JSON.stringify({ verifier, state }));
+  const query = new URLSearchParams({
+    response_type: "code", client_id: config.client_id, redirect_uri: location.origin + "/",
+    scope: config.scope, state, code_challenge: challenge, code_challenge_method: "S256",
+  });
+  location.assign(`${config.authorize_url}?${query}`);
+}
+
+async function finishSignIn(config) {
+  const params = new URLSearchParams(location.search);
+  const saved = JSON.parse(sessionStorage.getItem(PKCE) || "null");
+  if (!params.has("code")) return;
+  sessionStorage.removeItem(PKCE);
+  history.replaceState(null, "", location.pathname);  // the code is single-use: off the address bar
+  if (!saved || params.get("state") !== saved.state) throw new Error("sign-in: the state does not match");
+  const response = await fetch(config.token_url, {
+    method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      grant_type: "authorization_code", client_id: config.client_id, code: params.get("code"),
+      redirect_uri: location.origin + "/", code_verifier: saved.verifier,
+    }),
+  });
+  if (!response.ok) throw new Error(`sign-in: the token endpoint answered ${response.status}`);
+  const tokens = await response.json();
+  tokenField.value = tokens.access_token;
+  localStorage.setItem(TOKEN, tokens.access_token);
+  refresh();
+}
+
+fetch("/auth/config").then((r) => r.json()).then(async ({ sign_in: config }) => {
+  if (!config) return;
+  signIn.hidden = false;
+  signIn.addEventListener("click", () => startSignIn(config));
+  await finishSignIn(config);
+}).catch((error) => console.warn(error));
+
 fetch("/health").then((r) => r.json()).then((h) => {
   document.getElementById("model").textContent = h.model;
 }).catch(() => {});
