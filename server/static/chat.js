@@ -42,9 +42,10 @@ async function startSignIn(config) {
 async function finishSignIn(config) {
   const params = new URLSearchParams(location.search);
   const saved = JSON.parse(sessionStorage.getItem(PKCE) || "null");
-  if (!params.has("code")) return;
+  if (!params.has("code") && !params.has("error")) return;
   sessionStorage.removeItem(PKCE);
   history.replaceState(null, "", location.pathname);  // the code is single-use: off the address bar
+  if (params.has("error")) throw new Error(`sign-in: ${params.get("error_description") || params.get("error")}`);
   if (!saved || params.get("state") !== saved.state) throw new Error("sign-in: the state does not match");
   const response = await fetch(config.token_url, {
     method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" },
