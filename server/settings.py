@@ -138,9 +138,9 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 bytes (HS256 keys shorter than the hash are guessable)")
         return value
 
-    @field_validator("auth_jwks_url")
+    @field_validator("auth_jwks_url", "auth_authorize_url", "auth_token_url")
     @classmethod
-    def _jwks_is_a_url(cls, value: str) -> str:
+    def _auth_urls(cls, value: str) -> str:
         if value and not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL")
         return value
@@ -150,13 +150,6 @@ class Settings(BaseSettings):
         if self.auth_jwks_url and self.auth_jwt_secret:
             raise ValueError("set AUTH_JWKS_URL (RS256/ES256) or AUTH_JWT_SECRET (HS256), not both")
         return self
-
-    @field_validator("auth_authorize_url", "auth_token_url")
-    @classmethod
-    def _sign_in_urls(cls, value: str) -> str:
-        if value and not value.startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL")
-        return value
 
     @model_validator(mode="after")
     def _sign_in_whole(self) -> Settings:
