@@ -52,11 +52,6 @@ def library_versions() -> dict[str, str]:
     return installed_versions(LIBRARIES)
 
 
-def usable_threads() -> int:
-    """Cores this process may run on (the same figure is given to every engine)."""
-    return len(os.sched_getaffinity(0))
-
-
 @dataclass(frozen=True)
 class ModelChoice:
     """Which model a run used, where its Hugging Face files are, and its exported serving dirs."""

@@ -22,9 +22,9 @@ from benchmarks.common import (
     md_table,
     median,
     percentile,
-    usable_threads,
     write_results,
 )
+from server.generation.engine import usable_cpus
 
 # --- constants -----------------------------------------------------------------------------------------
 NEW_TOKENS = 64  # forced new tokens per request (full run); the spec's default
@@ -91,7 +91,7 @@ def run(choice: ModelChoice, quick: bool, threads: int | None = None,
         tokenizer: str | None = None) -> tuple[dict[str, Any], str, Any]:
     """Run the decode suite on both prompt shapes; return (data, markdown body, chart function)."""
     warnings.filterwarnings("ignore")
-    threads = threads or usable_threads()
+    threads = threads or usable_cpus()  # the server's own count: affinity, cgroup quota
     n = QUICK_NEW_TOKENS if quick else NEW_TOKENS
     repeats = QUICK_REPEATS if quick else REPEATS
     dirs = ensure_serving_dirs(choice)

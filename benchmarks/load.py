@@ -158,7 +158,7 @@ def run(choice: ModelChoice, quick: bool, sweep: bool = False) -> tuple[dict[str
 
 def main(choice: ModelChoice, args: Any, meta: dict[str, Any]) -> dict[str, float]:
     """Entry point of ``python -m benchmarks load``; returns the headline figures for ``all``."""
-    data, body, chart = run(choice, args.quick, getattr(args, "sweep", False))
+    data, body, chart = run(choice, args.quick, args.sweep)
     write_results("load", meta, data, body, chart)
     return {"load: throughput ratio, shipped defaults / one at a time, 16 clients, 2 vCPU":
                 data["throughput_ratio"] or 0.0,

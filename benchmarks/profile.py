@@ -25,9 +25,9 @@ from benchmarks.common import (
     log,
     md_table,
     median,
-    usable_threads,
     write_results,
 )
+from server.generation.engine import usable_cpus
 
 NEW_TOKENS = 32  # decoder steps profiled per generation
 QUICK_NEW_TOKENS = 8
@@ -112,7 +112,7 @@ def profile_one(serving: Path, batch_prompts: list[list[int]], n: int, prefills:
 
 
 def run(choice: ModelChoice, quick: bool, threads: int | None, tokenizer: str | None) -> dict[str, Any]:
-    threads = threads or usable_threads()
+    threads = threads or usable_cpus()  # the server's own count: affinity, cgroup quota
     n = QUICK_NEW_TOKENS if quick else NEW_TOKENS
     prefills = QUICK_PREFILLS if quick else PREFILLS
     serving = ensure_serving_dirs(choice, ("int8",))["int8"]
