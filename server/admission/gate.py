@@ -6,14 +6,19 @@ Shared by every route that answers, so all refuse the same things the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from starlette.requests import ClientDisconnect, Request
 
+from server import pipeline
 from server.admission.drain import Draining
 from server.errors import APIError
 from server.generation.batcher import Job, QueueFull
 from server.generation.sampling import SamplingParams
 from server.generation.streaming import Generation, collect
 from server.identity import Identity
+from server.pipeline import Ask, Prepared
 from server.service import Service
 
 
@@ -54,18 +59,47 @@ async def check_request(request: Request, service: Service) -> Identity:
     return identity
 
 
-def admit(service: Service, prompt_ids: list[int], params: SamplingParams, every_token: bool = True) -> Job:
-    """Count the request in flight and queue it; the caller must ``service.drain.leave()`` after.
-    ``every_token`` False: the answer is read whole, so its tokens may come in one wake-up at the end."""
+def admit(service: Service) -> None:
+    """Count the request in flight before any work is spent on it: 503 while draining, or when the
+    batcher's queue is full (the request would wait behind the whole queue, after its retrieval).
+    The caller must ``service.drain.leave()`` once it is answered or refused."""
+    try:
+        service.drain.enter()
+    except Draining as exc:
+        raise APIError(503, str(exc), "unavailable", {"Retry-After": "1"}) from None
+    if service.batcher.full:
+        service.drain.leave()
+        raise APIError(503, "overloaded: the queue is full", "overloaded", {"Retry-After": "1"})
+
+
+async def admitted(service: Service, ask: Ask, params: SamplingParams, every_token: bool) -> tuple[Prepared, Job]:
+    """The request path in order: admission, then the pipeline's stages (history, retrieval, prompt),
+    then the batcher's queue. ``every_token`` False: the answer is read whole, so its tokens may come
+    in one wake-up at the end. The caller must ``service.drain.leave()`` after."""
+    admit(service)
+    try:
+        prepared = await pipeline.prepare(service, ask)
+        try:
+            return prepared, service.batcher.submit(prepared.prompt_ids, params, every_token)
+        except QueueFull as exc:  # it filled while this request was retrieving
+            raise APIError(503, f"overloaded: {exc}", "overloaded", {"Retry-After": "1"}) from None
+    except BaseException:  # refused, or the client left during retrieval: not in flight any more
+        service.drain.leave()
+        raise
+
+
+@contextmanager
+def admission(service: Service) -> Iterator[None]:
+    """Admission for work that runs beside the batcher (search, embeddings): counted in flight, so a
+    drain waits for it, and refused while draining."""
     try:
         service.drain.enter()
     except Draining as exc:
         raise APIError(503, str(exc), "unavailable", {"Retry-After": "1"}) from None
     try:
-        return service.batcher.submit(prompt_ids, params, every_token)
-    except QueueFull as exc:
+        yield
+    finally:
         service.drain.leave()
-        raise APIError(503, f"overloaded: {exc}", "overloaded", {"Retry-After": "1"}) from None
 
 
 async def complete(service: Service, generation: Generation, request: Request) -> str:

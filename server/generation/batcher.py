@@ -134,6 +134,11 @@ class Batcher:
     def waiting(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def full(self) -> bool:
+        """No room in the queue: a request admitted now would only be refused after its retrieval."""
+        return self._queue.full()
+
     def submit(self, prompt: list[int], params: SamplingParams, every_token: bool = True) -> Job:
         """Queue a request from the event loop; its tokens arrive in ``job.received`` as they are
         chosen (or, without ``every_token``, all at the end), ``job.arrived`` wakes a reader, and its

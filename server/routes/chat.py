@@ -11,11 +11,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from server import pipeline
-from server.admission.gate import admit, check_request, complete, read_body
+from server.admission.gate import admitted, check_request, complete, read_body
 from server.errors import APIError
 from server.generation.streaming import Generation, sse
 from server.pipeline import Ask, Prepared
+from server.record import record, server_timing
 from server.schemas import ChatResponse, Source, Usage, parse_chat, sampling_params
 from server.service import Service
 
@@ -30,8 +30,7 @@ async def chat(request: Request) -> Response:
     body = parse_chat(await read_body(request, settings.max_body_bytes), settings)
     ask = Ask(body.question, grounded=body.grounded, k=body.k, user=identity.user, conversation=True,
               conversation_id=body.conversation_id)
-    prepared = await pipeline.prepare(service, ask)
-    job = admit(service, prepared.prompt_ids, sampling_params(body, settings), every_token=body.stream)
+    prepared, job = await admitted(service, ask, sampling_params(body, settings), every_token=body.stream)
     # One way to wait for every route and shape: the answer as it is written, whole or piece by piece.
     generation = Generation(job, service.codec, settings.request_timeout)
     if body.stream:
@@ -40,7 +39,7 @@ async def chat(request: Request) -> Response:
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     answer = await complete(service, generation, request)
     result = job.future.result()
-    await pipeline.record(service, request.state.log, ask, prepared, result, answer)
+    await record(service, request.state.log, ask, prepared, result, answer)
     response = ChatResponse(
         answer=answer,
         model=service.model_name,
@@ -50,7 +49,7 @@ async def chat(request: Request) -> Response:
         sources=[Source(**source) for source in prepared.sources_json()],
         conversation_id=prepared.conversation_id,
     )
-    return JSONResponse(response.model_dump(), headers={"Server-Timing": pipeline.server_timing(prepared, result)})
+    return JSONResponse(response.model_dump(), headers={"Server-Timing": server_timing(prepared, result)})
 
 
 async def _chat_events(service: Service, generation: Generation, ask: Ask, prepared: Prepared,
@@ -60,7 +59,7 @@ async def _chat_events(service: Service, generation: Generation, ask: Ask, prepa
         async for piece in generation.pieces():
             yield sse("token", {"text": piece})
         result = generation.job.future.result()
-        await pipeline.record(service, fields, ask, prepared, result, generation.shown)
+        await record(service, fields, ask, prepared, result, generation.shown)
         yield sse("done", {"answer": generation.shown, "model": service.model_name,
                            "finish_reason": generation.finish_reason,
                            "usage": {"prompt_tokens": len(prepared.prompt_ids),

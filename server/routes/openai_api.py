@@ -22,12 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from server import pipeline
-from server.admission.gate import admit, caller, check_request, complete, read_body
+from server.admission.gate import admitted, caller, check_request, complete, read_body
 from server.errors import APIError, openai_error_body
 from server.generation.sampling import SamplingParams
 from server.generation.streaming import Generation
 from server.pipeline import Ask, Prepared
+from server.record import record
 from server.schemas import MAX_SEED, check_k, parse_body
 from server.service import Service
 
@@ -125,9 +125,11 @@ async def chat_completions(request: Request) -> Response:
     body = parse_body(await read_body(request, service.settings.max_body_bytes), CompletionRequest)
     check_k(body.k, service.settings)
     ask = replace(to_ask(body), user=identity.user)
-    prepared = await pipeline.prepare(service, ask)
+    if len(ask.question) > service.settings.max_question_chars:  # as on /chat/, before any retrieval
+        raise APIError(422, f"messages: the question is longer than {service.settings.max_question_chars} "
+                       "characters", "validation")
     # Read whole and without stop strings: no need to see each token as it comes.
-    job = admit(service, prepared.prompt_ids, _params(body, service), every_token=body.stream or bool(body.stops()))
+    prepared, job = await admitted(service, ask, _params(body, service), every_token=body.stream or bool(body.stops()))
     generation = Generation(job, service.codec, service.settings.request_timeout, body.stops())
     head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": service.model_name}
     if body.stream:
@@ -147,7 +149,7 @@ async def _record(service: Service, fields: dict[str, Any], ask: Ask, prepared: 
     """Record the answer; one cut short by a stop string has no batcher result to record."""
     future = generation.job.future
     if future.done() and not future.cancelled() and future.exception() is None:
-        await pipeline.record(service, fields, ask, prepared, future.result(), answer)
+        await record(service, fields, ask, prepared, future.result(), answer)
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from server.admission.gate import check_request, read_body
+from server.admission.gate import admission, check_request, read_body
 from server.errors import APIError
 from server.retrieval.knowledge import KnowledgeBase
 from server.schemas import parse_body, parse_search
@@ -35,7 +35,8 @@ async def search(request: Request) -> JSONResponse:
     await check_request(request, service)
     body = parse_search(await read_body(request, service.settings.max_body_bytes), service.settings)
     knowledge = _knowledge(service)
-    hits = await run_in_threadpool(knowledge.search, body.query, body.k or service.settings.retrieval_k)
+    with admission(service):
+        hits = await run_in_threadpool(knowledge.search, body.query, body.k or service.settings.retrieval_k)
     return JSONResponse({"results": [
         {"id": h.passage.id, "title": h.passage.title, "text": h.passage.text, "url": h.passage.url,
          "score": round(h.score, 6)} for h in hits]})
@@ -77,7 +78,8 @@ async def embeddings(request: Request) -> JSONResponse:
     dim = knowledge.embedder.config.dim
     if body.dimensions is not None and body.dimensions != dim:
         raise APIError(422, f"dimensions: this model gives {dim}", "validation")
-    vectors, tokens = await run_in_threadpool(_embed, knowledge, texts)
+    with admission(service):
+        vectors, tokens = await run_in_threadpool(_embed, knowledge, texts)
     data = [{"object": "embedding", "index": i,
              "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode() if body.encoding_format == "base64"
              else v.tolist()} for i, v in enumerate(vectors)]
