@@ -96,6 +96,11 @@ def parse_body(body: bytes, model: type[M]) -> M:
         raise _validation_error(f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise _validation_error("body must be a JSON object")
+    # JSON may escape half a surrogate pair ("\ud800"): valid JSON, but no text a tokenizer or a store can take.
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise _validation_error("body holds an unpaired surrogate escape: not Unicode text") from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -74,6 +74,20 @@ def test_errors_take_openai_shape(oai: openai.OpenAI) -> None:
                                  "type": "invalid_request_error", "param": None, "code": "validation"}
 
 
+@pytest.mark.parametrize(("body", "message"), [
+    ({"messages": [{"role": "user", "content": " \n"}]},
+     "messages: the last message must be a non-empty user message"),
+    ({"messages": ask("What is S3?"), "extra_body": {"k": 11}}, "k: must be at most 10"),
+    ({"messages": ask("What is S3?"), "extra_body": {"k": 0}}, "k: Input should be greater than or equal to 1"),
+    ({"messages": ask("q" * 4001)}, "messages: the question is longer than 4000 characters"),
+    ({"messages": []}, "messages: List should have at least 1 item after validation, not 0"),
+])
+def test_bad_completion_requests_are_422(oai: openai.OpenAI, body: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(openai.UnprocessableEntityError) as caught:
+        oai.chat.completions.create(model="m", **body)
+    assert caught.value.body["message"] == message  # type: ignore[index]
+
+
 @pytest.fixture(scope="module")
 def service(int8_dir: Path) -> Iterator[Service]:
     loaded = Service.load(load_settings(env_file=None, model_dir=int8_dir, max_input_tokens=60,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -60,3 +62,26 @@ def test_chosen_token_is_in_the_vocabulary_and_reproducible(
     first = choose_token(array, params, np.random.default_rng(seed))
     assert 0 <= first < array.size
     assert choose_token(array, params, np.random.default_rng(seed)) == first
+
+
+def test_an_unpaired_surrogate_is_a_422() -> None:
+    with pytest.raises(APIError) as caught:
+        parse_chat(b'{"question": "What is \\ud800 S3?"}', SETTINGS)
+    assert (caught.value.status, caught.value.message) == (422, "body holds an unpaired surrogate escape: not "
+                                                                "Unicode text")
+
+
+def test_a_surrogate_pair_is_one_character() -> None:
+    assert parse_chat(b'{"question": "What is \\ud83d\\ude00?"}', SETTINGS).question == "What is \U0001f600?"
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/chat/", b'{"question": "a \\udc00 queue"}'),
+    ("/search", b'{"query": "a \\udc00 queue"}'),
+    ("/v1/embeddings", b'{"input": ["a \\udc00 queue"]}'),
+    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "a \\udc00 queue"}]}'),
+])
+def test_every_text_route_refuses_a_surrogate_with_a_422(grounded: str, path: str, body: bytes) -> None:
+    response = httpx.post(f"{grounded}{path}", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert "unpaired surrogate" in response.text

@@ -8,9 +8,12 @@ import httpx
 import numpy as np
 import openai
 import pytest
+from starlette.testclient import TestClient
 
+from server.app import create_app
 from server.retrieval.embedder import Embedder, EmbedderConfig
 from server.serving_dir import open_serving_dir
+from server.settings import load_settings
 
 
 def test_search_returns_passages_best_first(grounded: str) -> None:
@@ -75,12 +78,21 @@ def test_float_format_and_one_string_work_too(grounded: str) -> None:
 @pytest.mark.parametrize(("body", "code"), [
     ({"input": []}, "validation"), ({"input": ["ok", " "]}, "validation"), ({"input": [1, 2]}, "validation"),
     ({"input": ["x"] * 65}, "validation"), ({"input": "x", "dimensions": 12}, "validation"),
-    ({"input": "x", "encoding_format": "int8"}, "validation"),
+    ({"input": "x", "encoding_format": "int8"}, "validation"), ({"input": ["ok", "x" * 4001]}, "validation"),
 ])
 def test_bad_embedding_requests_are_422_in_openai_shape(grounded: str, body: dict, code: str) -> None:  # type: ignore[type-arg]
     response = httpx.post(f"{grounded}/v1/embeddings", json=body)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == code
+
+
+def test_search_while_draining_is_503(grounded_dir: Path) -> None:
+    app = create_app(load_settings(env_file=None, model_dir=grounded_dir, database_url="none"))
+    with TestClient(app) as client:
+        app.state.drain.begin()  # SIGTERM has come: the task takes no new work, search included
+        response = client.post("/search", json={"query": "queue"})
+    assert response.status_code == 503
+    assert response.json()["error_type"] == "unavailable"
 
 
 def test_embeddings_without_a_knowledge_base_are_404(client: httpx.Client) -> None:
