@@ -68,6 +68,7 @@ class Service:
             log.warning("MODEL_NAME=%s but %s was exported from %s",
                         settings.model_name, settings.model_dir, serving.source_model)
         identity = Identifier(settings)
+        identity.warm()
         # The knowledge base and its embedder: loaded now, so no request ever waits for them. Its one BLAS
         # call per query (a matrix-vector product, memory-bound) gets one thread: OpenBLAS's threads spin
         # after each call and took the cores from the encoder that runs next (a 331-token prefill: 83 ms

@@ -152,6 +152,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _key_set_names_its_tokens(self) -> Settings:
+        # A key set (a Cognito pool's, say) signs for every client and purpose of its provider: without
+        # both, a token minted for another application would be accepted here.
+        if self.auth_jwks_url and not (self.auth_issuer and self.auth_audience):
+            raise ValueError("AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE: the key set signs for other "
+                             "applications too")
+        return self
+
+    @model_validator(mode="after")
     def _sign_in_whole(self) -> Settings:
         parts = (self.auth_authorize_url, self.auth_token_url, self.auth_client_id)
         if any(parts) and not all(parts):

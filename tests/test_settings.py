@@ -54,6 +54,8 @@ def test_settings_are_frozen() -> None:
     ({"auth_authorize_url": "https://idp/a", "auth_token_url": "https://idp/t", "auth_client_id": "page"},
      "page sign-in needs the tokens checked: set AUTH_JWKS_URL"),
     ({"log_format": "xml"}, "LOG_FORMAT: Input should be 'text' or 'json'"),
+    ({"auth_jwks_url": "https://idp/jwks", "auth_issuer": "https://idp"},
+     "AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE"),
 ])
 def test_auth_database_and_retrieval_settings_are_checked(overrides: dict, message: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(SettingsError, match=re.escape(message)):

@@ -20,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from server.identity.tokens import InvalidToken, KeySet, TokenVerifier
+from server.identity.tokens import InvalidToken, KeySet, KeySetUnavailable, TokenVerifier
 from tests.conftest import free_port, start_server
 
 ISSUER = "https://issuer.test/pool"
@@ -153,10 +153,20 @@ def test_every_bad_token_is_401_with_a_bearer_challenge(signed_in: tuple[str, Pa
     assert response.json()["error_type"] == "unauthorized"
 
 
-@pytest.mark.parametrize("path", ["/conversations", "/v1/models"])
-def test_every_route_that_answers_needs_a_token(signed_in: tuple[str, Path], path: str) -> None:
-    assert httpx.get(f"{signed_in[0]}{path}").status_code == 401
-    assert httpx.get(f"{signed_in[0]}{path}", headers={"Authorization": f"Bearer {token()}"}).status_code == 200
+ROUTES = [("POST", "/chat/", {"question": "What is S3?", "max_new_tokens": 2}), ("POST", "/search", {"query": "s3"}),
+          ("POST", "/v1/embeddings", {"input": "s3"}),
+          ("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "What is S3?"}], "max_tokens": 2}),
+          ("GET", "/v1/models", None), ("GET", "/conversations", None), ("GET", "/conversations/c-1", None),
+          ("DELETE", "/conversations/c-1", None)]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
+def test_every_route_that_answers_needs_a_token(signed_in: tuple[str, Path], method: str, path: str,
+                                                body: dict[str, Any] | None) -> None:
+    refused = httpx.request(method, f"{signed_in[0]}{path}", json=body)
+    signed = httpx.request(method, f"{signed_in[0]}{path}", json=body, headers={"Authorization": f"Bearer {token()}"})
+    assert (refused.status_code, refused.headers["www-authenticate"][:6]) == (401, "Bearer")
+    assert signed.status_code != 401  # past identity: answered, or this server's own 404 (no knowledge base, no id)
 
 
 def test_health_needs_no_token(signed_in: tuple[str, Path]) -> None:
@@ -204,7 +214,8 @@ def test_a_rotated_key_is_found_after_the_minute(keyset: KeySetServer) -> None:
 
 
 def test_an_unreachable_key_set_is_503_not_401_or_500(int8_dir: Path, tmp_path: Path) -> None:
-    proc, url = start_server(int8_dir, tmp_path / "server.log", AUTH_JWKS_URL=f"http://127.0.0.1:{free_port()}/jwks")
+    proc, url = start_server(int8_dir, tmp_path / "server.log", AUTH_JWKS_URL=f"http://127.0.0.1:{free_port()}/jwks",
+                             AUTH_ISSUER=ISSUER, AUTH_AUDIENCE=AUDIENCE)
     try:
         response = chat(url, token())
     finally:
@@ -223,6 +234,29 @@ def test_hs256_mode_accepts_only_its_secret() -> None:
             verifier.user(bad)
 
 
+@pytest.mark.parametrize("changes", [{"iss": "https://evil.test"}, {"aud": "someone-else"}, {"iss": None}],
+                         ids=["wrong issuer", "wrong audience", "no issuer"])
+def test_hs256_mode_checks_issuer_and_audience_too(changes: dict[str, Any]) -> None:
+    secret = "s" * 40
+    verifier = TokenVerifier(secret=secret, issuer=ISSUER, audience=AUDIENCE)
+    with pytest.raises(InvalidToken):
+        verifier.user(jwt.encode(claims(**changes), secret, algorithm="HS256"))
+
+
+def test_a_failed_fetch_is_retried_after_seconds_not_a_minute() -> None:
+    provider = KeySetServer(None)  # answers, but with no keys: a provider mid-deployment
+    try:
+        verifier = TokenVerifier(jwks_url=provider.url)
+        with pytest.raises(KeySetUnavailable):
+            verifier.user(token())
+        provider.keys = [public_jwk(RSA_KEY, "rsa-1")]
+        assert verifier.keys is not None
+        verifier.keys._attempted -= 6  # six seconds later
+        assert verifier.user(token(aud=None, iss=None)) == "alice"
+    finally:
+        provider.close()
+
+
 def test_a_malformed_key_in_the_set_leaves_the_good_ones_usable(keyset: KeySetServer) -> None:
     broken = KeySetServer([{"kty": "RSA", "kid": "broken"}, {"kty": "EC", "kid": "no-curve-points"},
                            {**public_jwk(RSA_KEY, "rsa-1"), "use": "sig"}])
@@ -233,9 +267,7 @@ def test_a_malformed_key_in_the_set_leaves_the_good_ones_usable(keyset: KeySetSe
         broken.close()
 
 
-def test_a_key_set_that_is_not_one_is_503_and_fetched_once_a_minute_at_most() -> None:
-    from server.identity.tokens import KeySetUnavailable
-
+def test_a_key_set_that_is_not_one_is_503_and_not_fetched_per_request() -> None:
     bad = KeySetServer(None)  # {"keys": null}
     try:
         verifier = TokenVerifier(jwks_url=bad.url)

@@ -10,6 +10,7 @@ key or a token: a key's name, or a hash of the user.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +22,7 @@ from server.identity.tokens import InvalidToken, KeySetUnavailable, TokenVerifie
 from server.settings import Settings
 
 ANONYMOUS = "anonymous"
+log = logging.getLogger("iscoolgpt.identity")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,15 @@ class Identifier:
                                     issuer=settings.auth_issuer, audience=settings.auth_audience) \
             if configured else None
         self.limiter = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
+
+    def warm(self) -> None:
+        """Fetch the key set at start-up, so the first signed-in request does not wait for it; a
+        provider that does not answer now is retried by the first token (blocking)."""
+        if self.tokens is not None and self.tokens.keys is not None:
+            try:
+                self.tokens.keys.fetch()
+            except KeySetUnavailable as exc:
+                log.warning("%s; retried at the first token", exc)
 
     @property
     def open(self) -> bool:

@@ -6,7 +6,8 @@ verifies RS256, an EC key only ES256); ``exp`` and ``sub`` present; ``exp``,
 ``nbf`` and ``iat`` with a small leeway; ``iss`` and ``aud`` when configured
 (Cognito access tokens carry the app client in ``client_id`` instead of
 ``aud``: either is accepted). The key set is fetched in a worker thread,
-cached, and fetched again for an unknown ``kid`` at most once a minute.
+cached, and fetched again for an unknown ``kid`` at most once a minute (5 s after
+a failed fetch: until one succeeds, every token is a 503).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from jwt.exceptions import InvalidTokenError
 LEEWAY_S = 30  # clock skew allowed on exp, nbf and iat
 MAX_TOKEN_CHARS = 8192  # a real token is well under 2 KB; anything longer is refused unparsed
 REFRESH_EVERY_S = 60.0  # the key set is fetched again for an unknown kid at most this often
+RETRY_FAILED_S = 5.0  # after a failed fetch: soon, so a provider's blip is not a minute of 503s
 FETCH_TIMEOUT_S = 5.0
 KEY_ALGORITHMS = {"RSA": "RS256", "EC": "ES256"}  # the one algorithm each kind of key may verify
 
@@ -42,12 +44,14 @@ class KeySet:
         self.url = url
         self._keys: dict[str, tuple[Any, str]] = {}  # kid -> (public key, the one algorithm it verifies)
         self._attempted = float("-inf")  # monotonic time of the last fetch, successful or not
+        self._wait = REFRESH_EVERY_S  # until the next fetch may start: longer after a success
         self._fetched = False
         self._lock = threading.Lock()
 
     def fetch(self) -> None:
         """Fetch the key set now (blocking); keys of unsupported kinds or malformed ones are skipped."""
         self._attempted = time.monotonic()  # failures count too: an outage is not retried per request
+        self._wait = RETRY_FAILED_S
         try:
             with urllib.request.urlopen(self.url, timeout=FETCH_TIMEOUT_S) as response:  # noqa: S310 (configured URL)
                 document = json.loads(response.read(1 << 20))
@@ -69,6 +73,7 @@ class KeySet:
                 continue  # one malformed key must not take the others down
         self._keys = keys
         self._fetched = True
+        self._wait = REFRESH_EVERY_S
 
     def key(self, kid: str) -> tuple[Any, str]:
         """The key for ``kid``; an unknown one refreshes the set, at most once a minute (blocking).
@@ -78,7 +83,7 @@ class KeySet:
         """
         if kid not in self._keys and self._lock.acquire(blocking=False):
             try:
-                if kid not in self._keys and time.monotonic() - self._attempted >= REFRESH_EVERY_S:
+                if kid not in self._keys and time.monotonic() - self._attempted >= self._wait:
                     self.fetch()
             finally:
                 self._lock.release()
