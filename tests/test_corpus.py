@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def docs(tmp_path: Path) -> Path:
 def test_docs_take_titles_from_headings_or_file_names(docs: Path) -> None:
     found = {d.id: (d.title, d.text) for d in read_docs(docs)}
     assert found == {"docs/guide/setup.md": ("Setting up", "Intro line\nRun the installer."),
-                     "docs/page.html": ("A page", "A page\nHello <world>"),
+                     "docs/page.html": ("A page", "Hello <world>"),
                      "docs/notes_on-costs.txt": ("notes on costs", "Plain text")}
 
 
@@ -63,3 +64,72 @@ def test_unreadable_and_binary_files_are_skipped_with_a_warning_naming_them(
         read_docs(docs)
     skipped = sorted(Path(r.args[0]).name for r in caplog.records)  # type: ignore[index, arg-type]
     assert skipped == ["binary.txt", "image.png", "latin1.md"]
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records]
+
+
+def _html_parser_rejects(fragment: str) -> bool:
+    try:
+        html_to_text(fragment)
+    except Exception:
+        return True
+    return False
+
+
+@pytest.mark.skipif(not _html_parser_rejects("<![foo bar"), reason="this Python's HTMLParser accepts <![foo bar")
+def test_html_that_does_not_parse_is_skipped_with_a_warning_and_the_other_files_are_still_read(
+        docs: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (docs / "guide" / "broken.html").write_text("<p>Hello</p><![foo bar")
+    with caplog.at_level(logging.WARNING, logger="iscoolgpt.export"):
+        found = sorted(d.id for d in read_docs(docs))
+    assert found == ["docs/guide/setup.md", "docs/notes_on-costs.txt", "docs/page.html"]
+    assert [m for m in _warnings(caplog) if "broken.html" in m][0].startswith(
+        f"skipping {docs / 'guide' / 'broken.html'}: cannot parse it as html (AssertionError: ")
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_with_a_warning_showing_its_bytes(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "ok.txt").write_text("Fine")
+    try:
+        Path(os.fsdecode(os.fsencode(tmp_path / "caf") + b"\xe9-notes.txt")).write_text("Caf\u00e9 notes")
+    except OSError:
+        pytest.skip("this file system refuses names that are not UTF-8")
+    with caplog.at_level(logging.WARNING, logger="iscoolgpt.export"):
+        found = [d.id for d in read_docs(tmp_path)]
+    assert found == ["docs/ok.txt"]
+    assert _warnings(caplog) == [f"skipping {tmp_path}/caf\\xe9-notes.txt: its name is not valid UTF-8"]
+
+
+def test_a_dangling_symlink_is_skipped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "ok.txt").write_text("Fine")
+    (tmp_path / "gone.md").symlink_to(tmp_path / "nowhere.md")
+    with caplog.at_level(logging.WARNING, logger="iscoolgpt.export"):
+        found = [d.id for d in read_docs(tmp_path)]
+    assert found == ["docs/ok.txt"]
+    assert _warnings(caplog) == [f"skipping {tmp_path / 'gone.md'}: broken symbolic link"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_is_skipped_with_a_warning_not_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "ok.txt").write_text("Fine")
+    os.mkfifo(tmp_path / "pipe.md")
+    with caplog.at_level(logging.WARNING, logger="iscoolgpt.export"):
+        found = [d.id for d in read_docs(tmp_path)]
+    assert found == ["docs/ok.txt"]
+    assert _warnings(caplog) == [f"skipping {tmp_path / 'pipe.md'}: not a regular file"]
+
+
+def test_a_symlinked_directory_is_not_followed_and_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "ok.txt").write_text("Fine")
+    (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
+    with caplog.at_level(logging.WARNING, logger="iscoolgpt.export"):
+        found = [d.id for d in read_docs(tmp_path)]
+    assert found == ["docs/ok.txt"]
+    assert _warnings(caplog) == [f"skipping {tmp_path / 'loop'}: a symbolic link to a directory is not followed"]
+
+
+def test_markdown_emphasis_loses_its_markers_but_snake_case_keeps_its_underscores(tmp_path: Path) -> None:
+    (tmp_path / "vars.md").write_text("Set my_var_name to *one*, **two**, _three_ or __four__, not `x_y_z`.\n")
+    assert [d.text for d in read_docs(tmp_path)] == ["Set my_var_name to one, two, three or four, not x_y_z."]
