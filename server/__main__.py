@@ -19,7 +19,7 @@ from server.app import create_app
 from server.observability import JsonFormatter
 from server.serving_dir import ServingDirError, open_serving_dir
 from server.settings import SettingsError, load_settings
-from server.storage import open_store
+from server.storage import describe, open_store, probe
 
 log = logging.getLogger("iscoolgpt")
 
@@ -48,6 +48,7 @@ class DrainingServer(uvicorn.Server):
 
 def check_database(url: str) -> None:
     """Open the database and bring its schema up to date (the lifespan will find nothing left to do)."""
+    probe(url)
     store = open_store(url)
     if store is None:
         return
@@ -71,7 +72,7 @@ def main() -> int:
         check_database(settings.database_url)
     except Exception as exc:  # unreachable, refused, no permission to migrate: all one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        log.error("database %s: %s", settings.database_url.split("@")[-1], first)
+        log.error("database %s: %s", describe(settings.database_url), first)
         return 1
     if settings.log_format == "json":  # every line from here on, uvicorn's own included, is one JSON object
         for handler in logging.getLogger().handlers:

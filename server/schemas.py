@@ -28,7 +28,7 @@ class ChatRequest(BaseModel):
     stream: bool = False  # answer as Server-Sent Events, one per piece of text
     grounded: bool | None = None  # answer from retrieved passages; default: when there is a knowledge base
     k: int | None = Field(None, ge=1)  # passages to retrieve (at most RETRIEVAL_K_MAX)
-    conversation_id: str | None = Field(None, max_length=64)  # continue this conversation; none starts one
+    conversation_id: str | None = None  # continue this conversation (any other string is 404); none starts one
 
     @field_validator("question")
     @classmethod

@@ -216,12 +216,13 @@ def metric(url: str, name: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def hang_up_mid_generation(url: str, path: str, body: bytes) -> None:
+def hang_up_mid_generation(url: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> None:
     """Send a request on a raw socket and close it once the server is generating for it."""
     host, port = url.removeprefix("http://").split(":")
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()).encode()
     with socket.create_connection((host, int(port))) as sock:
-        sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
+        sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s"
+                     b"Content-Length: %d\r\n\r\n%s" % (path.encode(), extra, len(body), body))
         while metric(url, "iscoolgpt_batch_active") == 0:
             time.sleep(0.01)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +19,11 @@ from server.pipeline import Ask, prepare
 from server.service import Service
 from server.settings import load_settings
 from server.storage.store import Turn, new_id
-from tests.conftest import serve, start_server
+from tests.conftest import assert_generation_stopped, hang_up_mid_generation, metric, serve, start_server
 
 SPOT = "How cheap are Spot Instances?"
-HOSTILE_IDS = ["nope", "x" * 24 + "'--", "../../etc/passwd", "%00", "a" * 5000, "AAAAAAAAAAAAAAAAAAAAAAAA"]
+HOSTILE_IDS = ["nope", "x" * 24 + "'--", "../../etc/passwd", "%00", "a\u0000b", "a" * 5000, "AAAAAAAAAAAAAAAAAAAAAAAA",
+               "conversación-ñ", "\U0001f600" * 24, "ＡＡＡＡＡＡＡＡＡＡＡＡＡＡＡＡＡＡＡＡＡＡＡＡ"]
 
 
 ALICE = {"Authorization": "Bearer alice-key"}
@@ -74,7 +76,7 @@ def test_delete_is_204_and_the_conversation_is_gone_everywhere(grounded: str) ->
 def test_unknown_or_hostile_ids_are_404_on_every_route(grounded: str, bad: str) -> None:
     quoted = f"{grounded}/conversations/{quote(bad, safe='')}"
     answers = [httpx.get(quoted), httpx.delete(quoted),
-               httpx.post(f"{grounded}/chat/", json={"question": "q", "conversation_id": bad[:64]})]
+               httpx.post(f"{grounded}/chat/", json={"question": "q", "conversation_id": bad})]
     assert [(r.status_code, r.json()) for r in answers] == [
         (404, {"error": "conversation not found", "error_type": "not_found"})] * 3
 
@@ -166,6 +168,27 @@ def impatient_user(talker_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
                      API_KEYS="alice-key")
 
 
+def test_the_streamed_done_event_carries_the_conversation(grounded: str) -> None:
+    with httpx.stream("POST", f"{grounded}/chat/", json={"question": SPOT, "stream": True, "max_new_tokens": 4}) as r:
+        done = [line for line in r.iter_lines() if line.startswith("data:")][-1]
+    cid = json.loads(done.removeprefix("data:"))["conversation_id"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{24}", cid)
+    assert [t["question"] for t in httpx.get(f"{grounded}/conversations/{cid}").json()["turns"]] == [SPOT]
+
+
+@pytest.fixture(scope="module")
+def talkative_user(talker_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from serve(talker_dir, tmp_path_factory, MAX_NEW_TOKENS_LIMIT="2048", API_KEYS="alice-key")
+
+
+def test_a_generation_the_client_leaves_writes_nothing(talkative_user: str) -> None:
+    before = metric(talkative_user, 'iscoolgpt_cancelled_requests_total{reason="cancelled"}')
+    body = json.dumps({"question": "hi", "max_new_tokens": 2000, "stream": True}).encode()
+    hang_up_mid_generation(talkative_user, "/chat/", body, headers={"Authorization": "Bearer alice-key"})
+    assert_generation_stopped(talkative_user, before)
+    assert httpx.get(f"{talkative_user}/conversations", headers=ALICE).json()["conversations"] == []
+
+
 def test_a_generation_that_times_out_writes_nothing(impatient_user: str) -> None:
     response = httpx.post(f"{impatient_user}/chat/", json={"question": "hi", "max_new_tokens": 2000}, headers=ALICE)
     assert response.status_code == 504
@@ -186,13 +209,19 @@ def test_a_nul_character_is_refused_before_any_work(grounded: str) -> None:
         422, "question: Value error, question must not contain NUL characters")
 
 
-@pytest.mark.parametrize("url", ["postgresql://nobody@127.0.0.1:9/none", "sqlite:////proc/no/such/dir/db.sqlite"])
+@pytest.mark.parametrize(("url", "reason"), [
+    ("postgresql://nobody:hunter2@127.0.0.1:9/none", "Connection refused"),
+    ("sqlite:////proc/no/such/dir/db.sqlite", "cannot open SQLite database"),
+    ("sqlite:///{tmp}/not-a-database.db", "file is not a database"),
+], ids=["postgresql refused", "sqlite unwritable", "sqlite not a database"])
 def test_a_database_that_cannot_be_opened_stops_start_up_with_one_line(int8_dir: Path, tmp_path: Path,
-                                                                      url: str) -> None:
+                                                                      url: str, reason: str) -> None:
+    (tmp_path / "not-a-database.db").write_bytes(b"this is not SQLite " * 100)
     with pytest.raises(RuntimeError, match="server exited with 1") as failed:
-        start_server(int8_dir, tmp_path / "server.log", DATABASE_URL=url)
-    errors = [line for line in str(failed.value).splitlines() if " ERROR " in line]
-    assert len(errors) == 1 and "database" in errors[0]
+        start_server(int8_dir, tmp_path / "server.log", DATABASE_URL=url.format(tmp=tmp_path))
+    said = [line for line in str(failed.value).splitlines() if " ERROR " in line or " WARNING " in line]
+    assert len(said) == 1 and "database" in said[0] and reason in said[0]
+    assert "hunter2" not in str(failed.value)  # the password never reaches the log
 
 
 @pytest.fixture(scope="module")

@@ -51,8 +51,9 @@ def test_a_conversation_started_on_one_task_continues_on_another(grounded_dir: P
 
 
 @pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    """A cluster of its own, to be stopped and started without disturbing the others' tests."""
+def own_postgres(postgres: PostgresServer) -> Iterator[PostgresServer]:
+    """A cluster of its own, to be stopped and started without disturbing the others' tests (skipped
+    where the session's is)."""
     server = PostgresServer(free_port())
     try:
         yield server
@@ -74,11 +75,12 @@ def test_a_database_outage_is_503_then_service_resumes_without_a_restart(int8_di
         health = httpx.get(f"{url}/health")
         up_during = metric(url, "iscoolgpt_database_up")
         own_postgres.start()
-        deadline, after = time.monotonic() + 30, None
+        deadline, after, retried = time.monotonic() + 30, None, []
         while time.monotonic() < deadline:
             after = turn(url, "What is AWS Lambda?", cid)
             if after.status_code == 200:
                 break
+            retried.append(after.status_code)
             time.sleep(0.5)
         alive = proc.poll() is None
     finally:
@@ -87,6 +89,7 @@ def test_a_database_outage_is_503_then_service_resumes_without_a_restart(int8_di
         (503, "unavailable", "2")] * 3
     assert (health.status_code, health.json()["database"], up_during) == (200, "unavailable", 0.0)
     assert after is not None and after.status_code == 200 and alive
+    assert set(retried) <= {503}  # while it came back: unavailable, never a 500
 
 
 def burst(url: str, clients: int, turns: int) -> list[tuple[str, str]]:

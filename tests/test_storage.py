@@ -37,6 +37,14 @@ def turn(n: int = 1) -> Turn:
                 {"prompt_tokens": 10, "completion_tokens": n}, "eos", {"decode_ms": 1.5})
 
 
+def test_sqlite_keeps_a_write_ahead_log(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/wal.db")
+    assert store is not None
+    with store.transaction(write=False) as cur:
+        cur.execute("PRAGMA journal_mode")
+        assert cur.fetchone()[0] == "wal"  # readers never wait for the writer; a crash loses no commit
+
+
 def test_migrations_apply_once(database: str) -> None:
     opened = open_store(database)
     assert opened is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from server.storage.store import Store, StoreUnavailable
 
@@ -22,3 +23,19 @@ def open_store(url: str) -> Store | None:
 
         return PostgresStore(url)
     raise StoreUnavailable("DATABASE_URL must be sqlite:///PATH, postgresql://... or none")
+
+
+def describe(url: str) -> str:
+    """The URL for a log line: no user, password or query (``?password=`` is valid too)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}" if parts.scheme else url
+
+
+def probe(url: str) -> None:
+    """Connect once, outside any pool, so a database that is down says why (refused, wrong password,
+    unknown host) in one error rather than in a pool's retries; :class:`StoreUnavailable` if not."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from server.storage.postgres import connect_once
+
+        connect_once(url)

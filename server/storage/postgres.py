@@ -16,6 +16,15 @@ CONNECT_TIMEOUT_S = 2  # a database that does not answer is unavailable, not a h
 POOL_TIMEOUT_S = 2.0  # the longest a request waits for a connection (or for the database to come back)
 
 
+def connect_once(url: str) -> None:
+    """One plain connection, closed at once: :class:`StoreUnavailable` with the server's reason if it fails."""
+    try:
+        psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S).close()
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreUnavailable(f"PostgreSQL: {first}") from None
+
+
 class PostgresStore(Store):
     """Conversations in PostgreSQL, through a small pool of connections."""
 
