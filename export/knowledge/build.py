@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from export.knowledge.corpus import botocore_documents, botocore_version, read_docs
+from export.knowledge.corpus import botocore_documents, botocore_version
+from export.knowledge.docs import read_docs
 from export.knowledge.embedder import DEFAULT_EMBEDDER, EmbedderExportError, export_embedder
 from export.knowledge.passages import Splitter, split_all
 from export.source import ExportError, resolve

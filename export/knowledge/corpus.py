@@ -3,7 +3,7 @@
 botocore ships every AWS service model with AWS's own documentation in it
 (Apache-2.0): a service overview and a description of each operation, in
 HTML. Each becomes one :class:`Document` with its text stripped of markup and
-entities decoded. ``--docs DIR`` adds Markdown, HTML and plain-text files.
+entities decoded. Your own files (``--docs DIR``) are read by :mod:`export.knowledge.docs`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ import gzip
 import html
 import json
 import logging
-import os
 import re
-import stat
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -22,15 +20,10 @@ from pathlib import Path
 log = logging.getLogger("iscoolgpt.export")
 
 API_REFERENCE = "https://docs.aws.amazon.com/goto/WebAPI/{uid}/{operation}"  # AWS's stable API reference link
-DOC_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".txt": "text",
-                ".rst": "text"}
 _BLOCK = {"p", "li", "ul", "ol", "br", "div", "important", "note", "h1", "h2", "h3", "h4", "h5", "h6",
           "tr", "table", "dd", "dt", "pre", "section", "title"}
 _SPACE = re.compile(r"[ \t\r\f\v]+")
 _LINES = re.compile(r"\s*\n\s*")
-_CODE = re.compile(r"(`+)(.+?)\1")  # a code span: its text is kept as written
-_STARS = re.compile(r"\*{1,3}(?=\S)(.+?)(?<=\S)\*{1,3}")  # *em*, **strong**, ***both***
-_UNDERSCORES = re.compile(r"(?<!\w)_{1,3}(?=\S)(.+?)(?<=\S)_{1,3}(?!\w)")  # never intraword: my_var_name stays
 
 
 @dataclass(frozen=True)
@@ -154,132 +147,4 @@ def botocore_documents(services: list[str] | None = None) -> list[Document]:
                 continue
             url = op.get("documentationUrl") or (API_REFERENCE.format(uid=uid, operation=op_name) if uid else None)
             docs.append(Document(f"{service}/{op_name}", f"{name}: {op_name}", text, url, service, "botocore"))
-    return docs
-
-
-def _emphasis(text: str) -> str:
-    """``*em*``, ``**strong**``, ``_em_`` and ``__strong__`` without their markers; ``snake_case`` untouched."""
-    return _UNDERSCORES.sub(r"\1", _STARS.sub(r"\1", text))
-
-
-def _inline(line: str) -> str:
-    """A Markdown line's code spans and emphasis reduced to their text."""
-    out: list[str] = []
-    at = 0
-    for code in _CODE.finditer(line):
-        out += [_emphasis(line[at:code.start()]), code.group(2)]
-        at = code.end()
-    return "".join([*out, _emphasis(line[at:])])
-
-
-def _markdown(text: str) -> tuple[str, str | None]:
-    """Text of a Markdown file with its syntax thinned out, and its first heading."""
-    title = None
-    lines = []
-    for line in text.splitlines():
-        heading = re.match(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", line)
-        if heading and title is None:
-            title = heading.group(1).strip()
-            continue
-        line = re.sub(r"!\[([^\]]*)\]\([^)]*\)", r"\1", line)  # images: keep the alt text
-        line = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", line)  # links: keep the words
-        line = re.sub(r"^\s{0,3}(#{1,6}|[-*+]|\d+[.)]|>)\s+", "", line)
-        lines.append(_inline(line))
-    return tidy("\n".join(lines)), title
-
-
-def _shown(path: str | Path) -> str:
-    """A path fit for a log line: bytes that are not UTF-8 shown as backslash escapes."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-def _is_utf8(name: str) -> bool:
-    """Whether a file name decoded from the file system is valid UTF-8 (else it holds surrogate escapes)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _files(root: Path) -> list[Path]:
-    """Every file under ``root``; directories that cannot be listed or entered are skipped with a warning."""
-
-    def unlistable(exc: OSError) -> None:
-        log.warning("skipping %s: %s", _shown(exc.filename or root), exc.strerror or exc)
-
-    files: list[Path] = []
-    for top, dirs, names in os.walk(root, onerror=unlistable):
-        here = Path(top)
-        for name in list(dirs):
-            if not _is_utf8(name):
-                log.warning("skipping %s: its name is not valid UTF-8", _shown(here / name))
-                dirs.remove(name)
-            elif os.path.islink(here / name):  # never followed, so a link cannot loop
-                log.warning("skipping %s: a symbolic link to a directory is not followed", _shown(here / name))
-                dirs.remove(name)
-        files += (here / name for name in names)
-    return sorted(files)
-
-
-def _read(path: Path) -> str:
-    """A regular file's UTF-8 text; ``OSError`` or ``ValueError`` says why it cannot be had."""
-    if path.is_symlink() and not path.exists():
-        raise ValueError("broken symbolic link")
-    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
-        raise ValueError("not a regular file")
-    with path.open("rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # replaced since it was looked at
-            raise ValueError("not a regular file")
-        raw = fh.read()
-    if b"\0" in raw:
-        raise ValueError("binary content")
-    return raw.decode("utf-8")
-
-
-def _why(exc: Exception) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror  # the path is named already; the exception's copy of it may not be printable
-    return str(exc) or type(exc).__name__
-
-
-def read_docs(root: Path) -> list[Document]:
-    """Markdown, HTML and text files under ``root``; unreadable or binary files are skipped with a warning.
-
-    A file's content and name are untrusted: whatever fails for one file (reading it, decoding it, parsing
-    it) skips that file with a warning naming it, and never the build.
-    """
-    if not root.is_dir():
-        raise ValueError(f"--docs {root}: not a directory")
-    docs: list[Document] = []
-    for path in _files(root):
-        shown = _shown(path)
-        rel = path.relative_to(root).as_posix()
-        if not _is_utf8(rel):
-            log.warning("skipping %s: its name is not valid UTF-8", shown)
-            continue
-        kind = DOC_SUFFIXES.get(path.suffix.lower())
-        if kind is None:
-            log.warning("skipping %s: not Markdown, HTML or text", shown)
-            continue
-        try:
-            content = _read(path)
-        except Exception as exc:  # one bad file skips that file, whatever went wrong
-            log.warning("skipping %s: %s", shown, _why(exc))
-            continue
-        try:
-            if kind == "markdown":
-                text, title = _markdown(content)
-            elif kind == "html":
-                text, title = html_to_text(content)
-            else:
-                text, title = tidy(content), None
-        except Exception as exc:  # e.g. HTMLParser's AssertionError on "<![foo"
-            log.warning("skipping %s: cannot parse it as %s (%s: %s)", shown, kind, type(exc).__name__, exc)
-            continue
-        if not text:
-            log.warning("skipping %s: no text", shown)
-            continue
-        docs.append(Document(f"docs/{rel}", title or path.stem.replace("-", " ").replace("_", " "), text,
-                             None, None, rel))
     return docs
