@@ -1,8 +1,10 @@
 """Conversation history as the pipeline and the routes use it: off the event loop, its health tracked.
 
 Every store call runs in a worker thread. A database that fails gives 503
-``unavailable`` with ``Retry-After`` (never a 500), is marked down, and is
-tried again by the next request or health check; nothing needs a restart.
+``unavailable`` with ``Retry-After`` (never a 500) and is marked down; for the
+next two seconds requests that need it are refused at once instead of each
+holding a worker thread through the pool's timeout, then the next request or
+health check tries it again; nothing needs a restart.
 A conversation that is not the caller's is 404 ``not_found``, exactly like
 one that does not exist, on every route.
 """
@@ -58,8 +60,12 @@ class History:
         self.up, self.checked = up, time.monotonic()
         self.metrics.database_up.set(1 if up else 0)
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn`` (a method of the store, got through :meth:`_store`) in a worker thread, errors mapped."""
+    async def _call(self, fn: Callable[..., T], *args: Any, probe: bool = False) -> T:
+        """``fn`` (a method of the store, got through :meth:`_store`) in a worker thread, errors mapped.
+        Refused at once while a verdict of "down" is fresh, unless this is the health check's ``probe``."""
+        if not (probe or self.up or time.monotonic() - self.checked >= RECHECK_S):
+            self.metrics.database_refusals.inc()
+            raise unavailable()
         try:
             result = await run_in_threadpool(fn, *args)
         except StoreUnavailable as exc:
@@ -83,7 +89,7 @@ class History:
 
     async def _check(self) -> None:
         try:
-            await self._call(self._store().ping)
+            await self._call(self._store().ping, probe=True)
         except APIError:
             pass  # marked down by _call
         finally:

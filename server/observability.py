@@ -68,6 +68,8 @@ class Metrics:
         self.database_up = Gauge("iscoolgpt_database_up", "1 while the conversation database answers", registry=r)
         self.database_errors = Counter("iscoolgpt_database_errors", "Store calls that found the database unavailable",
                                        registry=r)
+        self.database_refusals = Counter("iscoolgpt_database_refusals", "Requests refused at once while the database "
+                                         "was just found down, without trying it", registry=r)
         self.turns_stored = Counter("iscoolgpt_turns_stored", "Conversation turns written", registry=r)
         # By how the caller proved who they are, never by user: a label per user would grow without bound.
         self.identified = Counter("iscoolgpt_identified_requests", "Requests by authentication method", ["method"],

@@ -69,6 +69,8 @@ def test_a_database_outage_is_503_then_service_resumes_without_a_restart(int8_di
         own_postgres.stop()
         during = [turn(url, "What is Amazon S3?", timeout=15), turn(url, "again", cid, timeout=15),
                   httpx.get(f"{url}/conversations/{cid}", timeout=15)]
+        # Once one found it down, the next, within the verdict's two seconds, did not wait to find out.
+        refused = metric(url, "iscoolgpt_database_refusals_total")
         time.sleep(2.1)  # the health verdict is two seconds old: the next probe asks again
         httpx.get(f"{url}/health")
         time.sleep(2.5)
@@ -88,6 +90,7 @@ def test_a_database_outage_is_503_then_service_resumes_without_a_restart(int8_di
     assert [(r.status_code, r.json()["error_type"], r.headers.get("retry-after")) for r in during] == [
         (503, "unavailable", "2")] * 3
     assert (health.status_code, health.json()["database"], up_during) == (200, "unavailable", 0.0)
+    assert refused >= 1
     assert after is not None and after.status_code == 200 and alive
     assert set(retried) <= {503}  # while it came back: unavailable, never a 500
 
