@@ -28,7 +28,7 @@ import numpy as np
 from benchmarks import bm25_reference
 from benchmarks.common import MODELS_DIR, ROOT, fmt, log, md_table, median, percentile, write_results
 from export.knowledge.build import KnowledgeOptions, build_knowledge
-from server.retrieval.knowledge import METHODS, KnowledgeBase, _top, save_dense
+from server.retrieval.knowledge import METHODS, KnowledgeBase, save_dense, top_indices
 
 QUESTIONS = Path(__file__).parent / "data" / "retrieval_questions.json"
 SHARED_TOKENIZER = ROOT.parent / "shared" / "flan-t5-small" / "tokenizer.json"
@@ -128,7 +128,7 @@ def embedder_vs_pytorch(kb: KnowledgeBase, kb_dir: Path, items: list[dict[str, A
     cfg = kb.embedder.config
     qs = [q["question"] for q in items]
     ours_q = np.stack([kb.embedder.embed([q])[0] for q in qs])  # one at a time, as the server embeds a query
-    ours_top = [_top(kb.dense @ v, depth) for v in ours_q]
+    ours_top = [top_indices(kb.dense @ v, depth) for v in ours_q]
     rng = np.random.default_rng(0)
     picked = rng.choice(len(kb.passages), size=min(sample, len(kb.passages)), replace=False)
     cand = np.union1d(np.concatenate(ours_top), picked)  # sorted passage indices
@@ -142,7 +142,7 @@ def embedder_vs_pytorch(kb: KnowledgeBase, kb_dir: Path, items: list[dict[str, A
     ref_seconds = time.perf_counter() - began
     ref_q = reference_embeddings(model_dir, cfg.pooling, cfg.max_length, qs)
     cos_p, cos_q = (kb.dense[cand] * ref_p).sum(1), (ours_q * ref_q).sum(1)
-    ref_top = [cand[_top(ref_p @ v, 10)].tolist() for v in ref_q]  # fp32's top 10 among the candidates
+    ref_top = [cand[top_indices(ref_p @ v, 10)].tolist() for v in ref_q]  # fp32's top 10 among the candidates
     pairs = [(a.tolist(), b) for a, b in zip(ours_top, ref_top, strict=True)]
     # How deep in int8's ranking fp32's top 5 reaches: depth + 1 when beyond it (then the approximation is loose).
     deepest = max(a.index(i) + 1 if i in a else depth + 1 for a, b in pairs for i in b[:5])

@@ -72,7 +72,7 @@ def load_dense(directory: Path) -> np.ndarray:
     return vectors
 
 
-def _top(scores: np.ndarray, n: int) -> np.ndarray:
+def top_indices(scores: np.ndarray, n: int) -> np.ndarray:
     """Indices of the ``n`` highest scores, best first (ties by index, so results are stable)."""
     n = min(n, scores.size)
     if n == 0:
@@ -113,15 +113,15 @@ class KnowledgeBase:
         """The ``k`` best passages for ``query``: ``hybrid`` (fused), ``dense`` or ``bm25`` alone."""
         if method == "dense":
             scores = self.dense_scores(query)
-            return [Hit(self.passages[i], float(scores[i])) for i in _top(scores, k)]
+            return [Hit(self.passages[i], float(scores[i])) for i in top_indices(scores, k)]
         lexical = self.bm25.scores(query)
         if method == "bm25":
-            return [Hit(self.passages[i], float(lexical[i])) for i in _top(lexical, k) if lexical[i] > 0]
+            return [Hit(self.passages[i], float(lexical[i])) for i in top_indices(lexical, k) if lexical[i] > 0]
         if method != "hybrid":
             raise ValueError(f"unknown search method {method!r}; choose from {METHODS}")
         fused: dict[int, float] = {}
-        rankings = [_top(self.dense_scores(query), CANDIDATES)]
-        rankings.append(np.asarray([i for i in _top(lexical, CANDIDATES) if lexical[i] > 0], dtype=np.int64))
+        rankings = [top_indices(self.dense_scores(query), CANDIDATES)]
+        rankings.append(np.asarray([i for i in top_indices(lexical, CANDIDATES) if lexical[i] > 0], dtype=np.int64))
         for ranking in rankings:
             for rank, index in enumerate(ranking.tolist()):
                 fused[index] = fused.get(index, 0.0) + 1.0 / (RRF_K + rank + 1)
