@@ -106,3 +106,29 @@ def test_a_symlinked_directory_is_not_followed_and_says_so(tmp_path: Path, caplo
 def test_markdown_emphasis_loses_its_markers_but_snake_case_keeps_its_underscores(tmp_path: Path) -> None:
     (tmp_path / "vars.md").write_text("Set my_var_name to *one*, **two**, _three_ or __four__, not `x_y_z`.\n")
     assert [d.text for d in read_docs(tmp_path)] == ["Set my_var_name to one, two, three or four, not x_y_z."]
+
+
+def test_a_link_to_a_file_outside_the_folder_is_not_followed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "credentials").write_text("aws_secret_access_key = hunter2\n")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.txt").symlink_to(tmp_path / "outside" / "credentials")
+    with caplog.at_level(logging.WARNING, logger="iscoolgpt.export"):
+        found = read_docs(tmp_path / "docs")
+    assert found == []
+    assert _warnings(caplog) == [f"skipping {tmp_path}/docs/notes.txt: a symbolic link to a file outside the "
+                                 "folder is not followed"]
+
+
+def test_a_link_within_the_folder_is_read(tmp_path: Path) -> None:
+    (tmp_path / "page.md").write_text("# Page\nSome text.\n")
+    (tmp_path / "alias.md").symlink_to(tmp_path / "page.md")
+    assert [(d.id, d.text) for d in read_docs(tmp_path)] == [("docs/alias.md", "Some text."),
+                                                            ("docs/page.md", "Some text.")]
+
+
+def test_hostile_markdown_lines_are_read_in_linear_time(tmp_path: Path) -> None:
+    lines = ["*a " * 20000, "_a " * 20000, "`a " * 20000, "**a" * 20000]  # each was minutes with a crossing span
+    (tmp_path / "hostile.md").write_text("# Hostile\n" + "\n".join(lines) + "\n")
+    doc = read_docs(tmp_path)[0]
+    assert doc.title == "Hostile" and doc.text.count("a") == 80000

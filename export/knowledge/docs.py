@@ -20,9 +20,12 @@ log = logging.getLogger("iscoolgpt.export")
 
 DOC_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".txt": "text",
                 ".rst": "text"}
-_CODE = re.compile(r"(`+)(.+?)\1")  # a code span: its text is kept as written
-_STARS = re.compile(r"\*{1,3}(?=\S)(.+?)(?<=\S)\*{1,3}")  # *em*, **strong**, ***both***
-_UNDERSCORES = re.compile(r"(?<!\w)_{1,3}(?=\S)(.+?)(?<=\S)_{1,3}(?!\w)")  # never intraword: my_var_name stays
+# A span never crosses its own marker: each match then scans only to the next marker, so a hostile line
+# ("*a " twenty thousand times) costs linear time, not quadratic.
+_CODE = re.compile(r"(`+)([^`]+?)\1")  # a code span: its text is kept as written
+_STARS = re.compile(r"\*{1,3}(?=[^*\s])([^*]+?)(?<=[^*\s])\*{1,3}")  # *em*, **strong**, ***both***
+_UNDERSCORES = re.compile(r"(?<!\w)_{1,3}(?=[^_\s])([^_]+?)(?<=[^_\s])_{1,3}(?!\w)")  # never intraword: my_var_name
+MAX_FILE_BYTES = 16 << 20  # a documentation page is far smaller; a bigger file is not documentation
 
 
 def _emphasis(text: str) -> str:
@@ -90,16 +93,22 @@ def _files(root: Path) -> list[Path]:
     return sorted(files)
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, root: Path) -> str:
     """A regular file's UTF-8 text; ``OSError`` or ``ValueError`` says why it cannot be had."""
-    if path.is_symlink() and not path.exists():
-        raise ValueError("broken symbolic link")
-    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
-        raise ValueError("not a regular file")
-    with path.open("rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # replaced since it was looked at
+    if path.is_symlink():  # followed only within the folder: a link must not pull in ~/.aws/credentials
+        if not path.exists():
+            raise ValueError("broken symbolic link")
+        path = path.resolve()
+        if not path.is_relative_to(root.resolve()):
+            raise ValueError("a symbolic link to a file outside the folder is not followed")
+    # O_NONBLOCK: a FIFO put in the file's place is not waited on; what was opened is checked, not the name.
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW), "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
             raise ValueError("not a regular file")
-        raw = fh.read()
+        if info.st_size > MAX_FILE_BYTES:
+            raise ValueError(f"larger than {MAX_FILE_BYTES >> 20} MiB")
+        raw = fh.read(MAX_FILE_BYTES + 1)
     if b"\0" in raw:
         raise ValueError("binary content")
     return raw.decode("utf-8")
@@ -131,7 +140,7 @@ def read_docs(root: Path) -> list[Document]:
             log.warning("skipping %s: not Markdown, HTML or text", shown)
             continue
         try:
-            content = _read(path)
+            content = _read(path, root)
         except Exception as exc:  # one bad file skips that file, whatever went wrong
             log.warning("skipping %s: %s", shown, _why(exc))
             continue
