@@ -63,9 +63,11 @@ class History:
     async def _call(self, fn: Callable[..., T], *args: Any, probe: bool = False) -> T:
         """``fn`` (a method of the store, got through :meth:`_store`) in a worker thread, errors mapped.
         Refused at once while a verdict of "down" is fresh, unless this is the health check's ``probe``."""
-        if not (probe or self.up or time.monotonic() - self.checked >= RECHECK_S):
-            self.metrics.database_refusals.inc()
-            raise unavailable()
+        if not (probe or self.up):
+            if time.monotonic() - self.checked < RECHECK_S:
+                self.metrics.database_refusals.inc()
+                raise unavailable()
+            self.checked = time.monotonic()  # this request tries it; the others wait for its verdict
         try:
             result = await run_in_threadpool(fn, *args)
         except StoreUnavailable as exc:
@@ -98,6 +100,7 @@ class History:
     async def require(self) -> None:
         """503 at once when the database is known to be down, before any work is spent on a turn."""
         if await self.status() == "unavailable":
+            self.metrics.database_refusals.inc()
             raise unavailable()
 
     async def context(self, user: str, conversation: str) -> list[Turn]:

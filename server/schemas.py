@@ -94,11 +94,15 @@ def parse_body(body: bytes, model: type[M]) -> M:
         raise _validation_error("body is not valid UTF-8") from None
     except ValueError as exc:
         raise _validation_error(f"body is not valid JSON: {exc}") from None
+    except RecursionError:  # "[[[[..." a thousand deep: valid JSON, but no request nests like that
+        raise _validation_error("body is nested too deeply") from None
     if not isinstance(data, dict):
         raise _validation_error("body must be a JSON object")
     # JSON may escape half a surrogate pair ("\ud800"): valid JSON, but no text a tokenizer or a store can take.
     try:
         json.dumps(data, ensure_ascii=False).encode()
+    except RecursionError:
+        raise _validation_error("body is nested too deeply") from None
     except UnicodeEncodeError:
         raise _validation_error("body holds an unpaired surrogate escape: not Unicode text") from None
     try:

@@ -213,7 +213,10 @@ def test_a_nul_character_is_refused_before_any_work(grounded: str) -> None:
     ("postgresql://nobody:hunter2@127.0.0.1:9/none", "Connection refused"),
     ("sqlite:////proc/no/such/dir/db.sqlite", "cannot open SQLite database"),
     ("sqlite:///{tmp}/not-a-database.db", "file is not a database"),
-], ids=["postgresql refused", "sqlite unwritable", "sqlite not a database"])
+    ("postgresql://nobody:hunter2%zz@127.0.0.1:9/none", "not a valid PostgreSQL URL"),
+    ("postgresql://nobody:hunter2@[::1/none", "not a valid PostgreSQL URL"),
+    ("postgresql://nobody:hunter2@127.0.0.1:port/none", "PostgreSQL: "),
+], ids=["postgresql refused", "sqlite unwritable", "sqlite not a database", "bad escape", "bad host", "bad port"])
 def test_a_database_that_cannot_be_opened_stops_start_up_with_one_line(int8_dir: Path, tmp_path: Path,
                                                                       url: str, reason: str) -> None:
     (tmp_path / "not-a-database.db").write_bytes(b"this is not SQLite " * 100)

@@ -71,6 +71,14 @@ def test_an_unpaired_surrogate_is_a_422() -> None:
                                                                 "Unicode text")
 
 
+@pytest.mark.parametrize("depth", [990, 5000])
+def test_json_nested_too_deeply_is_a_422(depth: int) -> None:
+    with pytest.raises(APIError) as caught:
+        parse_chat(b'{"question": "q", "x": ' + b"[" * depth + b"]" * depth + b"}", SETTINGS)
+    assert caught.value.status == 422
+    assert caught.value.message in ("body is nested too deeply", "x: Extra inputs are not permitted")
+
+
 def test_a_surrogate_pair_is_one_character() -> None:
     assert parse_chat(b'{"question": "What is \\ud83d\\ude00?"}', SETTINGS).question == "What is \U0001f600?"
 

@@ -259,6 +259,7 @@ def test_a_failed_fetch_is_retried_after_seconds_not_a_minute() -> None:
 
 def test_a_malformed_key_in_the_set_leaves_the_good_ones_usable(keyset: KeySetServer) -> None:
     broken = KeySetServer([{"kty": "RSA", "kid": "broken"}, {"kty": "EC", "kid": "no-curve-points"},
+                           {"kty": ["RSA"], "kid": "kty-a-list"}, "not-a-key", {"kty": "RSA", "kid": 7},
                            {**public_jwk(RSA_KEY, "rsa-1"), "use": "sig"}])
     try:
         verifier = TokenVerifier(jwks_url=broken.url)

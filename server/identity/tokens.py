@@ -38,7 +38,8 @@ class KeySetUnavailable(Exception):
 
 
 class KeySet:
-    """Public keys by ``kid`` from a JWKS URL, fetched lazily and refreshed at most once a minute."""
+    """Public keys by ``kid`` from a JWKS URL, fetched at start-up or first use, and refreshed at most once a
+    minute (5 s after a failed fetch)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -63,8 +64,8 @@ class KeySet:
         keys = {}
         for entry in entries:
             if not (isinstance(entry, dict) and isinstance(entry.get("kid"), str) and entry.get("use", "sig") == "sig"
-                    and entry.get("kty") in KEY_ALGORITHMS and entry.get("crv", "P-256") == "P-256"
-                    and "d" not in entry):
+                    and isinstance(entry.get("kty"), str) and entry["kty"] in KEY_ALGORITHMS
+                    and entry.get("crv", "P-256") == "P-256" and "d" not in entry):
                 continue  # symmetric ("oct"), encryption, private and other-curve keys are never used
             algorithm = KEY_ALGORITHMS[entry["kty"]]
             try:
@@ -76,7 +77,8 @@ class KeySet:
         self._wait = REFRESH_EVERY_S
 
     def key(self, kid: str) -> tuple[Any, str]:
-        """The key for ``kid``; an unknown one refreshes the set, at most once a minute (blocking).
+        """The key for ``kid``; an unknown one refreshes the set, at most once a minute, or 5 s after a failed
+        fetch (blocking).
 
         While a refresh is under way other requests do not queue behind it: they see the keys as
         they are (an unknown kid is 401, or 503 if no key set was ever fetched).

@@ -27,9 +27,12 @@ def open_store(url: str) -> Store | None:
 
 def describe(url: str) -> str:
     """The URL for a log line: no user, password or query (``?password=`` is valid too)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}" if parts.scheme else url
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:  # a bad port or IPv6 host: say only what kind of database it is
+        return url.split(":", 1)[0]
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path}" if parts.scheme else url
 
 
 def probe(url: str) -> None:
