@@ -16,6 +16,7 @@ import uvicorn
 
 from server.admission.drain import Drain
 from server.app import create_app
+from server.errors import first_line
 from server.observability import JsonFormatter
 from server.serving_dir import ServingDirError, open_serving_dir
 from server.settings import SettingsError, load_settings
@@ -71,8 +72,7 @@ def main() -> int:
     try:
         check_database(settings.database_url)
     except Exception as exc:  # unreachable, refused, no permission to migrate: all one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        log.error("database %s: %s", describe(settings.database_url), first)
+        log.error("database %s: %s", describe(settings.database_url), first_line(exc))
         return 1
     if settings.log_format == "json":  # every line from here on, uvicorn's own included, is one JSON object
         for handler in logging.getLogger().handlers:

@@ -56,3 +56,9 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 
 
 HANDLERS = {APIError: api_error, HTTPException: http_error, Exception: internal_error}
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message in one line (a driver's may run to several), or its type if it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

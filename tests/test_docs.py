@@ -39,6 +39,12 @@ def test_unreadable_and_binary_files_are_skipped_with_a_warning_naming_them(
     assert skipped == ["binary.txt", "image.png", "latin1.md"]
 
 
+def ids_read(root: Path, caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The ids of the documents read from ``root``, its warnings captured in ``caplog``."""
+    with caplog.at_level(logging.WARNING, logger="iscoolgpt.export"):
+        return [d.id for d in read_docs(root)]
+
+
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records]
 
@@ -69,8 +75,7 @@ def test_a_file_name_that_is_not_utf8_is_skipped_with_a_warning_showing_its_byte
         Path(os.fsdecode(os.fsencode(tmp_path / "caf") + b"\xe9-notes.txt")).write_text("Caf\u00e9 notes")
     except OSError:
         pytest.skip("this file system refuses names that are not UTF-8")
-    with caplog.at_level(logging.WARNING, logger="iscoolgpt.export"):
-        found = [d.id for d in read_docs(tmp_path)]
+    found = ids_read(tmp_path, caplog)
     assert found == ["docs/ok.txt"]
     assert _warnings(caplog) == [f"skipping {tmp_path}/caf\\xe9-notes.txt: its name is not valid UTF-8"]
 
@@ -78,8 +83,7 @@ def test_a_file_name_that_is_not_utf8_is_skipped_with_a_warning_showing_its_byte
 def test_a_dangling_symlink_is_skipped_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "ok.txt").write_text("Fine")
     (tmp_path / "gone.md").symlink_to(tmp_path / "nowhere.md")
-    with caplog.at_level(logging.WARNING, logger="iscoolgpt.export"):
-        found = [d.id for d in read_docs(tmp_path)]
+    found = ids_read(tmp_path, caplog)
     assert found == ["docs/ok.txt"]
     assert _warnings(caplog) == [f"skipping {tmp_path / 'gone.md'}: broken symbolic link"]
 
@@ -88,8 +92,7 @@ def test_a_dangling_symlink_is_skipped_with_a_warning(tmp_path: Path, caplog: py
 def test_a_named_pipe_is_skipped_with_a_warning_not_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "ok.txt").write_text("Fine")
     os.mkfifo(tmp_path / "pipe.md")
-    with caplog.at_level(logging.WARNING, logger="iscoolgpt.export"):
-        found = [d.id for d in read_docs(tmp_path)]
+    found = ids_read(tmp_path, caplog)
     assert found == ["docs/ok.txt"]
     assert _warnings(caplog) == [f"skipping {tmp_path / 'pipe.md'}: not a regular file"]
 
@@ -97,8 +100,7 @@ def test_a_named_pipe_is_skipped_with_a_warning_not_read(tmp_path: Path, caplog:
 def test_a_symlinked_directory_is_not_followed_and_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "ok.txt").write_text("Fine")
     (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
-    with caplog.at_level(logging.WARNING, logger="iscoolgpt.export"):
-        found = [d.id for d in read_docs(tmp_path)]
+    found = ids_read(tmp_path, caplog)
     assert found == ["docs/ok.txt"]
     assert _warnings(caplog) == [f"skipping {tmp_path / 'loop'}: a symbolic link to a directory is not followed"]
 
@@ -113,8 +115,7 @@ def test_a_link_to_a_file_outside_the_folder_is_not_followed(tmp_path: Path, cap
     (tmp_path / "outside" / "credentials").write_text("aws_secret_access_key = hunter2\n")
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "notes.txt").symlink_to(tmp_path / "outside" / "credentials")
-    with caplog.at_level(logging.WARNING, logger="iscoolgpt.export"):
-        found = read_docs(tmp_path / "docs")
+    found = ids_read(tmp_path / "docs", caplog)
     assert found == []
     assert _warnings(caplog) == [f"skipping {tmp_path}/docs/notes.txt: a symbolic link to a file outside the "
                                  "folder is not followed"]

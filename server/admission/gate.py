@@ -59,25 +59,23 @@ async def check_request(request: Request, service: Service) -> Identity:
     return identity
 
 
-def admit(service: Service) -> None:
-    """Count the request in flight before any work is spent on it: 503 while draining, or when the
-    batcher's queue is full (the request would wait behind the whole queue, after its retrieval).
-    The caller must ``service.drain.leave()`` once it is answered or refused."""
+def _enter(service: Service) -> None:
+    """Count the request in flight, so a drain waits for it; 503 while draining."""
     try:
         service.drain.enter()
     except Draining as exc:
         raise APIError(503, str(exc), "unavailable", {"Retry-After": "1"}) from None
-    if service.batcher.full:
-        service.drain.leave()
-        raise APIError(503, "overloaded: the queue is full", "overloaded", {"Retry-After": "1"})
 
 
 async def admitted(service: Service, ask: Ask, params: SamplingParams, every_token: bool) -> tuple[Prepared, Job]:
-    """The request path in order: admission, then the pipeline's stages (history, retrieval, prompt),
-    then the batcher's queue. ``every_token`` False: the answer is read whole, so its tokens may come
-    in one wake-up at the end. The caller must ``service.drain.leave()`` after."""
-    admit(service)
+    """The request path in order: admission (drain, queue room) before any work is spent, then the
+    pipeline's stages (history, retrieval, prompt), then the batcher's queue. ``every_token`` False: the
+    answer is read whole, so its tokens may come in one wake-up at the end. The caller must
+    ``service.drain.leave()`` after."""
+    _enter(service)
     try:
+        if service.batcher.full:  # it would wait behind the whole queue, after its retrieval
+            raise APIError(503, "overloaded: the queue is full", "overloaded", {"Retry-After": "1"})
         prepared = await pipeline.prepare(service, ask)
         try:
             return prepared, service.batcher.submit(prepared.prompt_ids, params, every_token)
@@ -92,10 +90,7 @@ async def admitted(service: Service, ask: Ask, params: SamplingParams, every_tok
 def admission(service: Service) -> Iterator[None]:
     """Admission for work that runs beside the batcher (search, embeddings): counted in flight, so a
     drain waits for it, and refused while draining."""
-    try:
-        service.drain.enter()
-    except Draining as exc:
-        raise APIError(503, str(exc), "unavailable", {"Retry-After": "1"}) from None
+    _enter(service)
     try:
         yield
     finally:

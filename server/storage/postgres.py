@@ -10,6 +10,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from server.errors import first_line
 from server.storage.migrations import ADVISORY_LOCK_KEY
 from server.storage.store import Store, StoreUnavailable
 
@@ -19,7 +20,7 @@ POOL_TIMEOUT_S = 2.0  # the longest a request waits for a connection (or for the
 
 def _reason(exc: Exception, password: str) -> str:
     """The first line of a psycopg error, with the password blotted out wherever libpq repeated it."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = first_line(exc)
     return first.replace(password, "***") if password else first
 
 
