@@ -18,11 +18,12 @@ RUN pip install --no-deps torch==2.13.0 --index-url "${TORCH_INDEX_URL}" \
 COPY export/ export/
 COPY server/ server/
 # HF_TOKEN arrives as a BuildKit secret: it is read for this one command and is in no layer.
-# The knowledge base (AWS's docs from botocore, embedded with int8 all-MiniLM-L6-v2) goes in with the model.
+# The knowledge base goes in with the model: the default AWS set (botocore's API reference, awscli's examples,
+# the CDK's guides, CloudFormation's schemas; the export downloads the pinned wheels), int8 all-MiniLM-L6-v2.
 RUN --mount=type=secret,id=hf_token \
     HF_TOKEN="$(cat /run/secrets/hf_token 2>/dev/null || true)" \
     python -m export --model "${MODEL_NAME}" --out /build/models/serving \
-      --knowledge botocore --embedder "${EMBEDDER}"
+      --knowledge default --embedder "${EMBEDDER}" --wheels /build/wheels
 
 # --- runtime stage: ONNX Runtime, tokenizers, Starlette; no torch, transformers or optimum ---------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -12,11 +12,14 @@ from pathlib import Path
 from export.build import ExportOptions, build
 from export.knowledge.build import KnowledgeOptions
 from export.knowledge.embedder import DEFAULT_EMBEDDER
+from export.knowledge.sources import AWS, DEFAULT, SOURCES
+from export.knowledge.sources import parse as parse_sources
+from export.knowledge.wheels import default_dir
 from export.quantize import QuantConfig, QuantizationError
 from export.source import ExportError
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m export", description=__doc__)
     parser.add_argument("--model", default="google/flan-t5-small",
                         help="hub model id or local model directory (default: %(default)s)")
@@ -36,10 +39,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         default=None,
                         help="build a local model instead of reading --model (no hub needed)")
     kb = parser.add_argument_group("knowledge base (grounded answers)")
-    kb.add_argument("--knowledge", choices=("none", "botocore"), default="none",
-                    help="botocore: AWS's service documentation from botocore's models (default: %(default)s)")
+    kb.add_argument("--knowledge", default="none", metavar="SOURCES",
+                    help="comma list of " + ", ".join(SOURCES) + "; 'default' is the AWS set ("
+                         + ", ".join(DEFAULT) + "); 'none' (default: %(default)s)")
     kb.add_argument("--services", default=None, metavar="ID,ID",
-                    help="only these botocore service ids (default: every service)")
+                    help="only these botocore service ids, in every AWS source (default: every service)")
+    kb.add_argument("--wheels", type=Path, default=None, metavar="DIR",
+                    help="where the sources' wheels are read from, and downloaded to when missing "
+                         "(default: $ISCOOLGPT_WHEELS or ~/.cache/iscoolgpt/wheels)")
+    kb.add_argument("--attach-examples", action="store_true",
+                    help="join each awscli example to its botocore operation's document instead of its own")
     kb.add_argument("--docs", type=Path, action="append", default=[], metavar="DIR",
                     help="also ingest Markdown, HTML and text files under DIR (repeatable)")
     kb.add_argument("--embedder", default=DEFAULT_EMBEDDER,
@@ -53,21 +62,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     kb.add_argument("--overlap-tokens", type=int, default=24, help="tokens repeated between passages")
     kb.add_argument("--dense-dtype", choices=("float16", "int8"), default="float16",
                     help="how passage vectors are stored (default: %(default)s)")
-    return parser.parse_args(argv)
+    return parser
+
+
+class UsageError(ValueError):
+    """Options that cannot go together or name nothing: exit 2, as for argparse's own errors."""
 
 
 def knowledge_options(args: argparse.Namespace) -> KnowledgeOptions:
+    """The knowledge base asked for; an unknown source name is a :class:`UsageError` naming the valid ones."""
+    try:
+        sources = parse_sources(args.knowledge)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     services = tuple(s.strip() for s in args.services.split(",") if s.strip()) if args.services else None
-    if services and args.knowledge != "botocore":
-        raise ExportError("--services needs --knowledge botocore")
-    return KnowledgeOptions(botocore=args.knowledge == "botocore", services=services, docs=tuple(args.docs),
+    if services and not AWS & set(sources):
+        raise UsageError("--services needs an AWS source in --knowledge (" + ", ".join(DEFAULT) + ")")
+    return KnowledgeOptions(sources=sources, services=services, docs=tuple(args.docs),
+                            wheels=args.wheels or default_dir(), attach_examples=args.attach_examples,
                             embedder=args.embedder, embedder_name=args.embedder_name, min_cosine=args.min_cosine,
                             passage_tokens=args.passage_tokens, overlap_tokens=args.overlap_tokens,
                             dense_dtype=args.dense_dtype)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
+    try:
+        knowledge = knowledge_options(args)
+    except UsageError as exc:
+        print(f"export: error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.ERROR, format="export: %(message)s")
     logging.getLogger("iscoolgpt.export").setLevel(logging.INFO)  # progress, and files --docs skips
     warnings.filterwarnings("ignore")
@@ -83,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest = build(ExportOptions(model=model, out=out, fp32=args.fp32, revision=args.revision,
                                        token=os.environ.get("HF_TOKEN") or None,
                                        min_agreement=args.min_agreement, quant=quant, decoder=args.decoder,
-                                       knowledge=knowledge_options(args)))
+                                       knowledge=knowledge))
     except (ExportError, QuantizationError) as exc:
         print(f"export: error: {exc}", file=sys.stderr)
         return 1

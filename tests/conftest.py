@@ -81,7 +81,7 @@ def minilm() -> Path:
     return minilm_dir()
 
 
-READER_SERVICES = "sqs,ecr"  # a small slice of botocore beside the reader's passages
+READER_SERVICES = "sqs,ecr"  # a small slice of the AWS sources beside the reader's passages
 
 
 @pytest.fixture(scope="session")
@@ -97,9 +97,9 @@ def handbook(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def grounded_dir(minilm: Path, handbook: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny reader with a knowledge base: two botocore services and the handbook, the real MiniLM."""
+    """The tiny reader with a knowledge base: two services of the default AWS set, the handbook, the real MiniLM."""
     out = tmp_path_factory.mktemp("serving") / "reader-int8"
-    done = run_export("--local-model", "tiny-reader", "--out", str(out), "--knowledge", "botocore",
+    done = run_export("--local-model", "tiny-reader", "--out", str(out), "--knowledge", "default",
                       "--services", READER_SERVICES, "--docs", str(handbook), "--embedder", str(minilm),
                       "--embedder-name", "sentence-transformers/all-MiniLM-L6-v2")
     assert done.returncode == 0, done.stderr

@@ -20,9 +20,18 @@ def manifest(grounded_dir: Path) -> dict:  # type: ignore[type-arg]
 
 def test_manifest_records_the_corpus_and_its_sources(manifest: dict) -> None:  # type: ignore[type-arg]
     knowledge = manifest["knowledge"]
-    assert knowledge["sources"]["botocore"] == {"version": botocore.__version__,
-                                                "services": len(READER_SERVICES.split(","))}
+    botocore_record = knowledge["sources"]["botocore"]
+    assert (botocore_record["version"], botocore_record["licence"]) == (botocore.__version__, "Apache-2.0")
+    assert botocore_record["services"] == len(READER_SERVICES.split(","))
     assert knowledge["passages"] >= knowledge["documents"] > 6  # the handbook's six, and the services' docs
+
+
+def test_every_default_source_is_recorded_with_its_package_version_and_licence(manifest: dict) -> None:  # type: ignore[type-arg]
+    sources = manifest["knowledge"]["sources"]
+    assert {n: (s["package"], s["licence"]) for n, s in sources.items() if n != "docs"} == {
+        "botocore": ("botocore", "Apache-2.0"), "awscli": ("awscli", "Apache-2.0"),
+        "cdk": ("aws-cdk-lib", "Apache-2.0"), "cloudformation": ("cfn-lint", "MIT-0")}
+    assert all(s["documents"] > 0 and s["services"] == 2 for n, s in sources.items() if n != "docs")
 
 
 def test_every_knowledge_file_is_checksummed(manifest: dict) -> None:  # type: ignore[type-arg]
@@ -36,7 +45,7 @@ def test_passages_are_one_json_object_a_line(grounded_dir: Path, manifest: dict)
     lines = (grounded_dir / "knowledge/passages.jsonl").read_text().splitlines()
     first = json.loads(lines[0])
     assert len(lines) == manifest["knowledge"]["passages"]
-    assert set(first) == {"id", "title", "text", "url", "service", "source", "tokens"}
+    assert set(first) == {"id", "title", "text", "url", "service", "source", "tokens", "command"}
 
 
 def test_embedder_is_int8_and_validated_against_pytorch(grounded_dir: Path, manifest: dict) -> None:  # type: ignore[type-arg]
@@ -71,13 +80,27 @@ def test_embedder_below_the_cosine_threshold_fails_the_export_and_writes_nothing
     assert not out.exists()
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--services", "sqs"], "export: error: --services needs --knowledge botocore"),
-    (["--knowledge", "botocore", "--services", "sqs,nope"], "export: error: botocore has no service nope"),
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["--services", "sqs"], 2,
+     "export: error: --services needs an AWS source in --knowledge (botocore, awscli, cdk, cloudformation)"),
+    (["--knowledge", "botocore,awscl"], 2, "export: error: unknown knowledge source 'awscl'; choose from default, "
+     "none, botocore, awscli, cdk, cloudformation, azure, kubernetes"),
+    (["--knowledge", "default", "--services", "sqs,nope"], 1, "export: error: botocore has no service nope"),
 ])
-def test_bad_knowledge_options_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_knowledge_options_are_one_line_errors(tmp_path: Path, args: list[str], code: int, message: str) -> None:
     done = run_export("--local-model", "tiny", "--out", str(tmp_path / "x"), *args)
-    assert (done.returncode, done.stderr.strip().splitlines()[-1]) == (1, message)
+    lines = done.stderr.strip().splitlines()
+    assert (done.returncode, lines[-1]) == (code, message)
+    assert code == 1 or len(lines) == 1  # a usage error is found before anything runs
+
+
+def test_a_source_whose_wheel_cannot_be_had_fails_the_export_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    done = run_export("--local-model", "tiny", "--out", str(out), "--knowledge", "awscli", "--services", "sqs",
+                      "--wheels", str(tmp_path / "empty"), PIP_NO_INDEX="1")
+    last = done.stderr.strip().splitlines()[-1]
+    assert (done.returncode, last.startswith("export: error: awscli: its wheel is not in")) == (1, True)
+    assert last.endswith(f"run: pip download --no-deps awscli==1.46.3 -d {tmp_path / 'empty'}") and not out.exists()
 
 
 def test_an_empty_docs_tree_is_refused(tmp_path: Path) -> None:

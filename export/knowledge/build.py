@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from export.knowledge.corpus import botocore_documents, botocore_version
+from export.knowledge import awscli
 from export.knowledge.docs import read_docs
 from export.knowledge.embedder import DEFAULT_EMBEDDER, EmbedderExportError, export_embedder
 from export.knowledge.passages import Splitter, split_all
+from export.knowledge.sources import collect
+from export.knowledge.wheels import default_dir
 from export.source import ExportError, resolve
 from server.retrieval import knowledge as kb
 from server.retrieval import lexical
@@ -31,9 +33,11 @@ log = logging.getLogger("iscoolgpt.export")
 class KnowledgeOptions:
     """What goes into the knowledge base and how it is cut and stored."""
 
-    botocore: bool = False  # AWS's service documentation from botocore's models
-    services: tuple[str, ...] | None = None  # a subset of botocore's services (default: all)
+    sources: tuple[str, ...] = ()  # names from export.knowledge.sources.SOURCES, e.g. sources.DEFAULT
+    services: tuple[str, ...] | None = None  # only these botocore service ids, in every AWS source (default: all)
     docs: tuple[Path, ...] = field(default_factory=tuple)  # your own Markdown / HTML / text trees
+    wheels: Path = field(default_factory=default_dir)  # where the sources' wheels are found or fetched to
+    attach_examples: bool = False  # an awscli example joins its botocore operation's document, not its own
     embedder: str = DEFAULT_EMBEDDER
     embedder_name: str | None = None  # what /v1/embeddings reports (default: --embedder as given)
     min_cosine: float = 0.99  # fail the export below this cosine with PyTorch fp32
@@ -44,15 +48,17 @@ class KnowledgeOptions:
 
     @property
     def wanted(self) -> bool:
-        return self.botocore or bool(self.docs)
+        return bool(self.sources or self.docs)
 
 
 def build_knowledge(work: Path, tokenizer_file: Path, opts: KnowledgeOptions, fp32: bool,
                     token: str | None) -> dict[str, Any]:
     """Write ``embedder/`` and ``knowledge/`` into ``work``; return the manifest's two sections."""
     began = time.perf_counter()
+    docs, sources = collect(opts.sources, opts.services, opts.wheels)
+    if opts.attach_examples:
+        docs = awscli.attach(docs)
     try:
-        docs = botocore_documents(list(opts.services) if opts.services else None) if opts.botocore else []
         for root in opts.docs:
             docs += read_docs(root)
     except ValueError as exc:
@@ -86,13 +92,11 @@ def build_knowledge(work: Path, tokenizer_file: Path, opts: KnowledgeOptions, fp
     with (directory / kb.PASSAGES).open("w", encoding="utf-8") as fh:
         for passage in passages:
             fh.write(json.dumps(passage.as_record(), ensure_ascii=False) + "\n")
-    sources: dict[str, Any] = {"docs": [str(d) for d in opts.docs]}
-    if opts.botocore:
-        sources["botocore"] = {"version": botocore_version(),
-                               "services": len({d.service for d in docs if d.service})}
+    sources["docs"] = [str(d) for d in opts.docs]
     knowledge = {
         "sources": sources,
         "documents": len(docs),
+        "attach_examples": opts.attach_examples,
         "passages": len(passages),
         "duplicates_dropped": dropped,
         "passage_tokens": opts.passage_tokens,

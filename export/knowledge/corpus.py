@@ -35,7 +35,8 @@ class Document:
     text: str
     url: str | None
     service: str | None  # botocore service id, None for your own files
-    source: str  # "botocore" or the path of the file relative to its --docs directory
+    source: str  # which corpus: "botocore", "awscli", "cdk", "cloudformation", "azure", "kubernetes", "docs"
+    command: str | None = None  # a CLI example's command, as written, for the page to show as code
 
 
 class _Text(HTMLParser):
@@ -104,13 +105,13 @@ def botocore_version() -> str:
     return str(botocore.__version__)
 
 
-def _latest_model(service_dir: Path) -> Path | None:
+def latest_model(service_dir: Path) -> Path | None:
     """The newest API version's service model (botocore keeps old versions beside it)."""
     models = sorted(service_dir.glob("*/service-2.json*"))
     return models[-1] if models else None
 
 
-def _load_model(path: Path) -> dict[str, object]:
+def load_model(path: Path) -> dict[str, object]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as fh:
         data: dict[str, object] = json.load(fh)
@@ -119,18 +120,18 @@ def _load_model(path: Path) -> dict[str, object]:
 
 def botocore_services() -> list[str]:
     """Ids of every service botocore ships a model for."""
-    return sorted(p.name for p in botocore_data().iterdir() if p.is_dir() and _latest_model(p) is not None)
+    return sorted(p.name for p in botocore_data().iterdir() if p.is_dir() and latest_model(p) is not None)
 
 
 def botocore_documents(services: list[str] | None = None) -> list[Document]:
     """The overview and each operation of ``services`` (default: all), as botocore documents them."""
     wanted = services if services is not None else botocore_services()
-    unknown = [s for s in wanted if _latest_model(botocore_data() / s) is None]
+    unknown = [s for s in wanted if latest_model(botocore_data() / s) is None]
     if unknown:
         raise ValueError(f"botocore has no service {', '.join(sorted(unknown))}")
     docs: list[Document] = []
     for service in wanted:
-        model = _load_model(_latest_model(botocore_data() / service))  # type: ignore[arg-type]
+        model = load_model(latest_model(botocore_data() / service))  # type: ignore[arg-type]
         meta = model.get("metadata", {})
         assert isinstance(meta, dict)
         name = str(meta.get("serviceFullName") or meta.get("serviceId") or service)

@@ -1,7 +1,7 @@
 """``--docs DIR``: your own Markdown, HTML and plain-text files as knowledge-base documents.
 
 A file's title is its first heading (or HTML ``<title>``), else its name; its
-path relative to ``DIR`` is its source. Content and names are untrusted: a file
+path relative to ``DIR`` is its id. Content and names are untrusted: a file
 that cannot be read, decoded, parsed or named in UTF-8 is skipped with a warning
 naming it, never the build.
 """
@@ -43,7 +43,7 @@ def _inline(line: str) -> str:
     return "".join([*out, _emphasis(line[at:])])
 
 
-def _markdown(text: str) -> tuple[str, str | None]:
+def markdown_text(text: str) -> tuple[str, str | None]:
     """Text of a Markdown file with its syntax thinned out, and its first heading."""
     title = None
     lines = []
@@ -146,7 +146,7 @@ def read_docs(root: Path) -> list[Document]:
             continue
         try:
             if kind == "markdown":
-                text, title = _markdown(content)
+                text, title = markdown_text(content)
             elif kind == "html":
                 text, title = html_to_text(content)
             else:
@@ -158,5 +158,5 @@ def read_docs(root: Path) -> list[Document]:
             log.warning("skipping %s: no text", shown)
             continue
         docs.append(Document(f"docs/{rel}", title or path.stem.replace("-", " ").replace("_", " "), text,
-                             None, None, rel))
+                             None, None, "docs"))
     return docs

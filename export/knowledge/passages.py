@@ -31,10 +31,11 @@ class Passage:
     service: str | None
     source: str
     tokens: int  # in the generator's tokenizer
+    command: str | None = None  # a CLI example's command, as written
 
     def as_record(self) -> dict[str, object]:
         return {"id": self.id, "title": self.title, "text": self.text, "url": self.url,
-                "service": self.service, "source": self.source, "tokens": self.tokens}
+                "service": self.service, "source": self.source, "tokens": self.tokens, "command": self.command}
 
 
 class Splitter:
@@ -83,7 +84,7 @@ class Splitter:
         if current:
             chunks.append(current)
         texts = [" ".join(s for s, _ in chunk) for chunk in chunks]
-        return [Passage(f"{doc.id}#{i}", doc.title, text, doc.url, doc.service, doc.source, n)
+        return [Passage(f"{doc.id}#{i}", doc.title, text, doc.url, doc.service, doc.source, n, doc.command)
                 for i, (text, n) in enumerate(zip(texts, self.count(texts), strict=True))]
 
 
