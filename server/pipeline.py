@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from server import prompt
 from server.errors import APIError
-from server.retrieval.knowledge import Hit
+from server.retrieval.knowledge import Hit, KnowledgeBase, UnknownFilter
 from server.service import Service
 from server.storage.store import Turn, new_id
 
@@ -35,6 +35,8 @@ class Ask:
     question: str
     grounded: bool | None = None  # None: grounded whenever the serving directory has a knowledge base
     k: int | None = None  # passages to retrieve; None: the RETRIEVAL_K setting
+    services: tuple[str, ...] | None = None  # retrieve only from these services (botocore ids)
+    sources: tuple[str, ...] | None = None  # ... and these corpora
     turns: tuple[str, ...] = ()  # earlier turns the client sent (/v1), oldest first
     field: str = "question"  # where the question came from, for error messages
     user: str = "anonymous"
@@ -55,8 +57,17 @@ class Prepared:
 
     def sources_json(self) -> list[dict[str, Any]]:
         """The sources as every route returns them, in rank order."""
-        return [{"id": h.passage.id, "title": h.passage.title, "url": h.passage.url, "score": round(h.score, 6)}
-                for h in self.sources]
+        return [{**h.passage.as_json(), "score": round(h.score, 6)} for h in self.sources]
+
+
+async def retrieve(knowledge: KnowledgeBase, query: str, k: int, services: tuple[str, ...] | None = None,
+                   sources: tuple[str, ...] | None = None, field: str = "filter") -> list[Hit]:
+    """The ``k`` best passages, in a worker thread; a filter naming what the knowledge base lacks is a 422."""
+    try:
+        narrowed = knowledge.narrow(services, sources)  # checked before the work is queued
+    except UnknownFilter as exc:
+        raise APIError(422, f"{field}.{exc}", "validation") from None
+    return await run_in_threadpool(knowledge.search, query, k, "hybrid", narrowed)
 
 
 def _grounded(service: Service, ask: Ask) -> bool:
@@ -93,7 +104,7 @@ async def prepare(service: Service, ask: Ask) -> Prepared:
         assert service.knowledge is not None
         query = f"{history[-1].question} {ask.question}" if history else ask.question
         began = time.perf_counter()
-        hits = await run_in_threadpool(service.knowledge.search, query, ask.k or settings.retrieval_k)
+        hits = await retrieve(service.knowledge, query, ask.k or settings.retrieval_k, ask.services, ask.sources)
         timings["retrieval_ms"] = (time.perf_counter() - began) * 1000
         service.metrics.retrieval_seconds.observe(timings["retrieval_ms"] / 1000)
 

@@ -12,7 +12,37 @@ from server.generation.sampling import SamplingParams
 from server.settings import Settings
 
 MAX_SEED = 2**63 - 1
+MAX_FILTER_NAMES = 50  # services or sources one filter may list
 M = TypeVar("M", bound=BaseModel)
+
+
+class SearchFilter(BaseModel):
+    """Narrows retrieval to passages of these services (botocore ids, ``"s3"``) and/or these sources (``"awscli"``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    service: str | list[str] | None = None
+    source: str | list[str] | None = None
+
+    @field_validator("service", "source")
+    @classmethod
+    def _names(cls, value: str | list[str] | None) -> str | list[str] | None:
+        names = [value] if isinstance(value, str) else value or []
+        if isinstance(value, list) and not 1 <= len(value) <= MAX_FILTER_NAMES:
+            raise ValueError(f"must list 1 to {MAX_FILTER_NAMES} names")
+        if any(not 1 <= len(n) <= 64 for n in names):
+            raise ValueError("names are 1 to 64 characters")
+        return value
+
+    def services(self) -> tuple[str, ...] | None:
+        return _as_tuple(self.service)
+
+    def sources(self) -> tuple[str, ...] | None:
+        return _as_tuple(self.source)
+
+
+def _as_tuple(value: str | list[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else (value,) if isinstance(value, str) else tuple(value)
 
 
 class ChatRequest(BaseModel):
@@ -28,6 +58,7 @@ class ChatRequest(BaseModel):
     stream: bool = False  # answer as Server-Sent Events, one per piece of text
     grounded: bool | None = None  # answer from retrieved passages; default: when there is a knowledge base
     k: int | None = Field(None, ge=1)  # passages to retrieve (at most RETRIEVAL_K_MAX)
+    filter: SearchFilter | None = None  # retrieve only from these services / sources
     conversation_id: str | None = None  # continue this conversation (any other string is 404); none starts one
 
     @field_validator("question")
@@ -51,6 +82,7 @@ class SearchRequest(BaseModel):
 
     query: str = Field(min_length=1)
     k: int | None = Field(None, ge=1)
+    filter: SearchFilter | None = None
 
     @field_validator("query")
     @classmethod
@@ -61,9 +93,13 @@ class SearchRequest(BaseModel):
 class Source(BaseModel):
     """A passage an answer was grounded on, in rank order."""
 
-    id: str
+    id: str  # "<document id>#<n>"
     title: str
+    text: str  # the passage as the knowledge base holds it (the prompt may hold less of the last one)
     url: str | None
+    source: str  # which corpus: botocore, awscli, cdk, cloudformation, azure, kubernetes, docs
+    service: str | None  # botocore's service id for AWS passages
+    command: str | None  # a CLI example's command, as written
     score: float
 
 

@@ -21,7 +21,52 @@ def test_search_returns_passages_best_first(grounded: str) -> None:
     results = response.json()["results"]
     assert response.status_code == 200
     assert [r["id"] for r in results][:1] == ["docs/glacier-storage-classes.md#0"]
-    assert set(results[0]) == {"id", "title", "text", "url", "score"} and len(results) == 2
+    assert set(results[0]) == {"id", "title", "text", "url", "source", "service", "command", "score"}
+    assert len(results) == 2
+
+
+def test_results_say_which_source_and_service_they_come_from(grounded: str) -> None:
+    results = httpx.post(f"{grounded}/search", json={"query": "aws sqs send-message to a queue", "k": 10}).json()
+    example = next(r for r in results["results"] if r["source"] == "awscli")
+    assert (example["service"], example["command"].startswith("aws sqs ")) == ("sqs", True)
+    assert example["url"].startswith("https://docs.aws.amazon.com/")
+
+
+@pytest.mark.parametrize(("narrow", "services", "sources"), [
+    ({"service": "ecr"}, {"ecr"}, None),
+    ({"service": ["ecr", "sqs"], "source": "awscli"}, {"ecr", "sqs"}, {"awscli"}),
+    ({"source": ["docs"]}, {None}, {"docs"}),
+])
+def test_a_filter_narrows_search_to_its_services_and_sources(grounded: str, narrow: dict,  # type: ignore[type-arg]
+                                                             services: set[str | None],
+                                                             sources: set[str] | None) -> None:
+    body = {"query": "How do I send a message to a queue?", "k": 10, "filter": narrow}
+    results = httpx.post(f"{grounded}/search", json=body).json()["results"]
+    assert results and {r["service"] for r in results} <= services
+    assert sources is None or {r["source"] for r in results} <= sources
+
+
+@pytest.mark.parametrize(("narrow", "message"), [
+    ({"service": "sq"}, "filter.service: this knowledge base has no service 'sq' (did you mean sqs?)"),
+    ({"service": "lambda"}, "filter.service: this knowledge base has no service 'lambda' (it has 2 services)"),
+    ({"source": "azure"}, "filter.source: this knowledge base has no source 'azure' (it has 5 sources)"),
+    ({"service": []}, "filter.service: Value error, must list 1 to 50 names"),
+    ({"service": ["s"] * 51}, "filter.service: Value error, must list 1 to 50 names"),
+    ({"service": "x" * 65}, "filter.service: Value error, names are 1 to 64 characters"),
+    ({"service": 3}, "filter.service.str: Input should be a valid string"),
+    ({"region": "us"}, "filter.region: Extra inputs are not permitted"),
+])
+def test_a_filter_naming_what_the_knowledge_base_lacks_is_422(grounded: str, narrow: object, message: str) -> None:
+    response = httpx.post(f"{grounded}/search", json={"query": "queue", "filter": narrow})
+    assert (response.status_code, response.json()) == (422, {"error": message, "error_type": "validation"})
+
+
+def test_chat_takes_the_same_filter(grounded: str) -> None:
+    body = {"question": "How do I send a message to a queue?", "filter": {"service": "ecr"}, "max_new_tokens": 4}
+    answer = httpx.post(f"{grounded}/chat/", json=body, timeout=60).json()
+    assert answer["sources"] and {s["service"] for s in answer["sources"]} == {"ecr"}
+    bad = httpx.post(f"{grounded}/chat/", json={**body, "filter": {"service": "nope"}})
+    assert (bad.status_code, bad.json()["error_type"]) == (422, "validation")
 
 
 def test_search_defaults_to_retrieval_k(grounded: str) -> None:
@@ -35,7 +80,8 @@ def test_search_defaults_to_retrieval_k(grounded: str) -> None:
     ({"query": "queue", "k": 11}, "k: must be at most 10"),
     ({"query": "queue", "k": "3"}, "k: Input should be a valid integer"),
     ({"query": "q" * 4001}, "query: longer than 4000 characters"),
-    ({"query": "queue", "filter": "x"}, "filter: Extra inputs are not permitted"),
+    ({"query": "queue", "filter": "x"}, "filter: Input should be a valid dictionary or instance of SearchFilter"),
+    ({"query": "queue", "region": "x"}, "region: Extra inputs are not permitted"),
     ({}, "query: Field required"),
 ])
 def test_bad_search_requests_are_422(grounded: str, body: dict, message: str) -> None:  # type: ignore[type-arg]

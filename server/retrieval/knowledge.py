@@ -8,13 +8,14 @@ Layout (beside the model, listed with sha256 in the same manifest)::
     embedder/model.onnx, embedder/tokenizer.json   the int8 embedding model
 
 A query is embedded, scored exactly against every passage vector (one
-matrix-vector product), scored with BM25, and the two rankings are fused by
-reciprocal rank: each passage scores ``sum(1 / (60 + rank))`` over the
-rankings it appears in, so neither score scale dominates.
+matrix-vector product), scored with BM25, and the two rankings are fused as
+:mod:`server.retrieval.ranking` says. A filter (services, sources) is a mask
+over the passages, applied before either ranking picks its candidates.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,27 +23,38 @@ from typing import Any
 
 import numpy as np
 
+from server.retrieval import ranking
 from server.retrieval.embedder import Embedder, EmbedderConfig
 from server.retrieval.lexical import BM25
+from server.retrieval.ranking import top_indices
 
 KNOWLEDGE = "knowledge"
 EMBEDDER = "embedder"
 PASSAGES = "passages.jsonl"
 DENSE = "dense.npy"
 DENSE_SCALES = "dense_scales.npy"
-RRF_K = 60  # the constant of Cormack et al.'s reciprocal rank fusion
-CANDIDATES = 50  # how deep each ranking is read before fusing
-METHODS = ("hybrid", "dense", "bm25")
+METHODS = ("hybrid", "rrf", "dense", "bm25")
 
 
 @dataclass(frozen=True)
 class Passage:
-    id: str
+    id: str  # "<document id>#<n>": passages of one document share what comes before the "#"
     title: str
     text: str
     url: str | None
-    service: str | None
+    service: str | None  # botocore's service id for AWS passages ("s3"), else None
     tokens: int
+    source: str = "botocore"  # which corpus (export.knowledge.sources), "docs" for your own files
+    command: str | None = None  # a CLI example's command, as written
+
+    def as_json(self) -> dict[str, Any]:
+        """The passage as /search and every answer's ``sources`` show it (a score is added by the caller)."""
+        return {"id": self.id, "title": self.title, "text": self.text, "url": self.url, "source": self.source,
+                "service": self.service, "command": self.command}
+
+
+class UnknownFilter(ValueError):
+    """A filter names a service or source this knowledge base does not hold."""
 
 
 @dataclass(frozen=True)
@@ -72,13 +84,21 @@ def load_dense(directory: Path) -> np.ndarray:
     return vectors
 
 
-def top_indices(scores: np.ndarray, n: int) -> np.ndarray:
-    """Indices of the ``n`` highest scores, best first (ties by index, so results are stable)."""
-    n = min(n, scores.size)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-scores, n - 1)[:n]
-    return part[np.lexsort((part, -scores[part]))]
+def _codes(values: list[str | None], names: list[str]) -> np.ndarray:
+    """Each value's index in ``names`` (-1 for None), as int16."""
+    index = {name: i for i, name in enumerate(names)}
+    return np.asarray([index.get(v, -1) if v is not None else -1 for v in values], dtype=np.int16)
+
+
+def _lookup(kind: str, wanted: tuple[str, ...], names: list[str]) -> list[int]:
+    """Indices of ``wanted`` in ``names``; :class:`UnknownFilter` names the first one missing, and its look-alikes."""
+    index = {name: i for i, name in enumerate(names)}
+    for name in wanted:
+        if name not in index:
+            close = difflib.get_close_matches(name.lower(), names, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else f" (it has {len(names)} {kind}s)"
+            raise UnknownFilter(f"{kind}: this knowledge base has no {kind} {name[:64]!r}{hint}")
+    return [index[n] for n in wanted]
 
 
 class KnowledgeBase:
@@ -91,6 +111,14 @@ class KnowledgeBase:
         self.dense = dense
         self.bm25 = bm25
         self.embedder = embedder
+        # Each passage's service and source as small integer codes, so a filter is one vectorised isin.
+        self.services = sorted({p.service for p in passages if p.service})
+        self.sources = sorted({p.source for p in passages})
+        self._service_of = _codes([p.service for p in passages], self.services)
+        self._source_of = _codes([p.source for p in passages], self.sources)
+        documents = [p.id.split("#", 1)[0] for p in passages]
+        self._document_of = np.unique(np.asarray(documents), return_inverse=True)[1].astype(np.int32)
+        self.prior = ranking.service_prior([p.service for p in passages], [p.source for p in passages])
 
     @classmethod
     def load(cls, root: Path, embedder_section: dict[str, Any], num_threads: int = 1) -> KnowledgeBase:
@@ -98,10 +126,20 @@ class KnowledgeBase:
         directory = root / KNOWLEDGE
         with (directory / PASSAGES).open(encoding="utf-8") as fh:
             records = [json.loads(line) for line in fh if line.strip()]
-        passages = [Passage(r["id"], r["title"], r["text"], r.get("url"), r.get("service"), int(r["tokens"]))
-                    for r in records]
+        passages = [Passage(r["id"], r["title"], r["text"], r.get("url"), r.get("service"), int(r["tokens"]),
+                            str(r.get("source") or "botocore"), r.get("command")) for r in records]
         embedder = Embedder(root / EMBEDDER, EmbedderConfig.from_manifest(embedder_section), num_threads)
         return cls(passages, load_dense(directory), BM25.load(directory), embedder)
+
+    def narrow(self, services: tuple[str, ...] | None, sources: tuple[str, ...] | None) -> np.ndarray | None:
+        """The passages a filter keeps, as a boolean mask (None: all); :class:`UnknownFilter` for unknown names."""
+        mask: np.ndarray | None = None
+        for kind, wanted, names, codes in (("service", services, self.services, self._service_of),
+                                           ("source", sources, self.sources, self._source_of)):
+            if wanted is not None:
+                keep = np.isin(codes, _lookup(kind, wanted, names))
+                mask = keep if mask is None else mask & keep
+        return mask
 
     def dense_scores(self, query: str) -> np.ndarray:
         """Cosine similarity of the query with every passage."""
@@ -109,21 +147,28 @@ class KnowledgeBase:
         scores: np.ndarray = self.dense @ vector
         return scores
 
-    def search(self, query: str, k: int, method: str = "hybrid") -> list[Hit]:
-        """The ``k`` best passages for ``query``: ``hybrid`` (fused), ``dense`` or ``bm25`` alone."""
+    def search(self, query: str, k: int, method: str = "hybrid", keep: np.ndarray | None = None) -> list[Hit]:
+        """The ``k`` best passages for ``query`` among those ``keep`` marks (default: all).
+
+        ``hybrid`` is the ranking of :mod:`server.retrieval.ranking`; ``rrf`` the reciprocal rank fusion it
+        replaced, ``dense`` and ``bm25`` each ranking alone (the last three for comparison).
+        """
+        if method not in METHODS:
+            raise ValueError(f"unknown search method {method!r}; choose from {METHODS}")
+        dense = self.dense_scores(query) if method != "bm25" else np.zeros(0, dtype=np.float32)
+        lexical = self.bm25.scores(query) if method != "dense" else np.zeros(0, dtype=np.float32)
+        if keep is not None:  # a filter: what it leaves out can never be a candidate
+            if dense.size:
+                dense[~keep] = -np.inf
+            if lexical.size:
+                lexical[~keep] = 0
         if method == "dense":
-            scores = self.dense_scores(query)
-            return [Hit(self.passages[i], float(scores[i])) for i in top_indices(scores, k)]
-        lexical = self.bm25.scores(query)
+            return [Hit(self.passages[i], float(dense[i])) for i in top_indices(dense, k) if np.isfinite(dense[i])]
         if method == "bm25":
             return [Hit(self.passages[i], float(lexical[i])) for i in top_indices(lexical, k) if lexical[i] > 0]
-        if method != "hybrid":
-            raise ValueError(f"unknown search method {method!r}; choose from {METHODS}")
-        fused: dict[int, float] = {}
-        rankings = [top_indices(self.dense_scores(query), CANDIDATES)]
-        rankings.append(np.asarray([i for i in top_indices(lexical, CANDIDATES) if lexical[i] > 0], dtype=np.int64))
-        for ranking in rankings:
-            for rank, index in enumerate(ranking.tolist()):
-                fused[index] = fused.get(index, 0.0) + 1.0 / (RRF_K + rank + 1)
-        best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
-        return [Hit(self.passages[i], score) for i, score in best]
+        if method == "rrf":
+            pool, scores = ranking.reciprocal_rank(dense, lexical)
+            return [Hit(self.passages[int(pool[i])], float(scores[i])) for i in np.lexsort((pool, -scores))[:k]]
+        pool, scores = ranking.fuse(dense, lexical, self.prior)
+        chosen = ranking.diversify(pool, scores, self._service_of, self._document_of, k)
+        return [Hit(self.passages[i], score) for i, score in chosen]

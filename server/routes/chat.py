@@ -28,8 +28,10 @@ async def chat(request: Request) -> Response:
     settings = service.settings
     identity = await check_request(request, service)
     body = parse_chat(await read_body(request, settings.max_body_bytes), settings)
+    narrow = body.filter
     ask = Ask(body.question, grounded=body.grounded, k=body.k, user=identity.user, conversation=True,
-              conversation_id=body.conversation_id)
+              conversation_id=body.conversation_id, services=narrow.services() if narrow else None,
+              sources=narrow.sources() if narrow else None)
     prepared, job = await admitted(service, ask, sampling_params(body, settings), every_token=body.stream)
     # One way to wait for every route and shape: the answer as it is written, whole or piece by piece.
     generation = Generation(job, service.codec, settings.request_timeout)

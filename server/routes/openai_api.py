@@ -28,7 +28,7 @@ from server.generation.sampling import SamplingParams
 from server.generation.streaming import Generation
 from server.pipeline import Ask, Prepared
 from server.record import record
-from server.schemas import MAX_SEED, check_k, parse_body
+from server.schemas import MAX_SEED, SearchFilter, check_k, parse_body
 from server.service import Service
 
 FINISH = {"eos": "stop", "stop": "stop", "length": "length"}
@@ -80,6 +80,7 @@ class CompletionRequest(BaseModel):
     n: int = Field(1, ge=1, le=1)
     grounded: bool | None = None  # extension: as on /chat/
     k: int | None = Field(None, ge=1)  # extension: passages to retrieve
+    filter: SearchFilter | None = None  # extension: as on /chat/
 
     @field_validator("stop")
     @classmethod
@@ -98,7 +99,9 @@ def to_ask(body: CompletionRequest) -> Ask:
     if messages[-1].role != "user" or not messages[-1].text().strip():
         raise APIError(422, "messages: the last message must be a non-empty user message", "validation")
     turns = tuple(f"{m.role}: {m.text().strip()}" for m in messages[:-1] if m.text().strip())
-    return Ask(messages[-1].text(), grounded=body.grounded, k=body.k, turns=turns, field="messages")
+    narrow = body.filter
+    return Ask(messages[-1].text(), grounded=body.grounded, k=body.k, turns=turns, field="messages",
+               services=narrow.services() if narrow else None, sources=narrow.sources() if narrow else None)
 
 
 def _params(body: CompletionRequest, service: Service) -> SamplingParams:

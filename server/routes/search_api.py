@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 
 from server.admission.gate import admission, check_request, read_body
 from server.errors import APIError
+from server.pipeline import retrieve
 from server.retrieval.knowledge import KnowledgeBase
 from server.schemas import parse_body, parse_search
 from server.service import Service
@@ -35,11 +36,11 @@ async def search(request: Request) -> JSONResponse:
     await check_request(request, service)
     body = parse_search(await read_body(request, service.settings.max_body_bytes), service.settings)
     knowledge = _knowledge(service)
+    narrow = body.filter
     with admission(service):
-        hits = await run_in_threadpool(knowledge.search, body.query, body.k or service.settings.retrieval_k)
-    return JSONResponse({"results": [
-        {"id": h.passage.id, "title": h.passage.title, "text": h.passage.text, "url": h.passage.url,
-         "score": round(h.score, 6)} for h in hits]})
+        hits = await retrieve(knowledge, body.query, body.k or service.settings.retrieval_k,
+                              narrow.services() if narrow else None, narrow.sources() if narrow else None)
+    return JSONResponse({"results": [{**h.passage.as_json(), "score": round(h.score, 6)} for h in hits]})
 
 
 class EmbeddingRequest(BaseModel):
