@@ -29,7 +29,7 @@ def test_docs_page_loads_swagger_ui_from_this_server(client: httpx.Client) -> No
 
 
 def test_no_page_refers_to_another_host(client: httpx.Client) -> None:
-    for path in ("/", "/docs", "/static/chat.js", "/static/docs.js"):
+    for path in ("/", "/docs", "/static/chat.js", "/static/sources.js", "/static/docs.js"):
         assert not re.search(r"https?://", client.get(path).text), path
 
 
@@ -68,16 +68,85 @@ def test_chat_page_streams_an_answer_in_chromium(live_server: tuple[str, Path], 
     assert page.query_selector("#log li.reply .sources") is None  # no knowledge base, no sources
 
 
+KINDS = ("API reference", "CLI example", "CDK guide", "CloudFormation", "Azure CLI", "Kubernetes API", "Your docs")
+SOURCE_ENTRIES = """items => items.map(i => ({
+    kind: i.querySelector('.kind')?.textContent ?? null, service: i.querySelector('.service')?.textContent ?? null,
+    title: i.querySelector('.title').textContent, href: i.querySelector('a')?.href ?? null,
+    passages: i.querySelector('details summary')?.textContent ?? null,
+    command: i.querySelector('pre > code')?.textContent ?? null}))"""
+
+
 @needs_chromium
 def test_chat_page_shows_the_sources_under_a_grounded_answer(grounded: str, page: Page) -> None:
     answer, _ = ask(page, grounded, "Where do I keep configuration values?")
-    titles = page.eval_on_selector_all("#log li.reply .sources li", "items => items.map(i => i.innerText)")
-    links = page.eval_on_selector_all("#log li.reply .sources a", "links => links.map(a => a.href)")
+    entries = page.eval_on_selector_all("#log li.reply .sources > li", SOURCE_ENTRIES)
+    page.click("#log li.reply .sources > li:first-child details summary")
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert answer == "Parameter Store keeps configuration values and secrets as named parameters."
-    assert len(titles) == 3 and titles[0] == "Parameter Store"  # a --docs file: a title, no link
-    assert links and all(link.startswith("https://docs.aws.amazon.com/goto/WebAPI/") for link in links)
+    assert entries[0] == {"kind": "Your docs", "service": None, "title": "Parameter Store", "href": None,
+                          "passages": "1 passage", "command": None}  # a --docs file: a title, no link
+    assert page.inner_text("#log li.reply .sources > li:first-child .passage").startswith("Parameter Store")
+    aws = [e for e in entries[1:] if e["kind"] != "Your docs"]  # the AWS sources of the two services
+    assert aws and all(e["kind"] in KINDS and e["service"] in ("sqs", "ecr") for e in aws)
+    assert all(e["href"].startswith("https://docs.aws.amazon.com/") for e in aws)
+    assert len({e["title"] for e in entries}) == len(entries)  # one entry per document
+
+
+@needs_chromium
+def test_an_answer_from_a_cli_example_shows_its_command(grounded: str, page: Page) -> None:
+    ask(page, grounded, "aws sqs send-message example")
+    entries = page.eval_on_selector_all("#log li.reply .sources > li", SOURCE_ENTRIES)
+    cli = next(e for e in entries if e["title"] == "aws sqs send-message: To send a message")
+    assert cli["kind"] == "CLI example" and cli["service"] == "sqs"
+    assert cli["href"] == "https://docs.aws.amazon.com/cli/latest/reference/sqs/send-message.html"
+    assert cli["command"].startswith("aws sqs send-message --queue-url https://sqs.")
+
+
+# What a hostile or mixed knowledge base may send, rendered by the page's own sources.js: two passages of
+# one document, a CLI example with a javascript: URL and markup in its text, and a turn stored before
+# sources carried their corpus, service, text and command.
+CRAFTED = [
+    {"id": "sqs/SendMessageBatch#0", "title": "Amazon Simple Queue Service: SendMessageBatch",
+     "url": "https://docs.aws.amazon.com/goto/WebAPI/sqs-2012-11-05/SendMessageBatch", "score": 0.03,
+     "source": "botocore", "service": "sqs", "text": "Delivers up to ten messages to the queue.", "command": None},
+    {"id": "awscli/sqs/send-message#0", "title": "aws sqs send-message", "url": "javascript:window.pwned=1",
+     "score": 0.02, "source": "awscli", "service": "sqs",
+     "text": '<script>window.pwned=1</script><img src=x onerror="window.pwned=1">',
+     "command": "aws sqs send-message --queue-url https://sqs.us-east-1.amazonaws.com/123456789012/q "
+                "--message-body hi"},
+    {"id": "sqs/SendMessageBatch#2", "title": "Amazon Simple Queue Service: SendMessageBatch",
+     "url": "https://docs.aws.amazon.com/goto/WebAPI/sqs-2012-11-05/SendMessageBatch", "score": 0.01,
+     "source": "botocore", "service": "sqs", "text": "Each message can be up to 256 KiB.", "command": None},
+    {"id": "parameter-store.md#0", "title": "Parameter Store", "url": None, "score": 0.005},
+]
+
+
+@needs_chromium
+def test_sources_are_grouped_labelled_and_inert(live_server: tuple[str, Path], page: Page) -> None:
+    page.goto(live_server[0] + "/")
+    page.evaluate("""found => {
+        const item = document.createElement('li');
+        item.className = 'reply';
+        item.append(sourceList(found));
+        document.getElementById('log').append(item);
+    }""", CRAFTED)
+    entries = page.eval_on_selector_all("#log .sources > li", SOURCE_ENTRIES)
+    page.click("#log .sources > li:nth-child(2) details summary")
+    page.click("#log .sources > li:nth-child(1) details summary")
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT.with_name("sources.png")), full_page=True)
+    batch = "https://docs.aws.amazon.com/goto/WebAPI/sqs-2012-11-05/SendMessageBatch"
+    assert entries == [
+        {"kind": "API reference", "service": "sqs", "title": "Amazon Simple Queue Service: SendMessageBatch",
+         "href": batch, "passages": "2 passages", "command": None},
+        {"kind": "CLI example", "service": "sqs", "title": "aws sqs send-message", "href": None,
+         "passages": "1 passage", "command": CRAFTED[1]["command"]},
+        {"kind": None, "service": None, "title": "Parameter Store", "href": None, "passages": None, "command": None},
+    ]
+    assert page.eval_on_selector_all("#log .sources > li:nth-child(2) .passage", "ps => ps.map(p => p.innerText)") \
+        == [CRAFTED[1]["text"]]  # shown as text: no element was made of it
+    assert page.evaluate("[document.querySelectorAll('#log script, #log img').length, window.pwned]") == [0, None]
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +175,33 @@ def test_a_conversation_survives_a_reload_and_can_be_deleted(keyed: str, page: P
     assert questions == ["How cheap are Spot Instances?", "Can spare capacity be interrupted?"]
     assert open_title == "How cheap are Spot Instances?"
     assert page.query_selector_all("#log li") == []
+
+
+@needs_chromium
+def test_without_sign_in_the_sidebar_lists_the_conversations_this_browser_started(
+        live_server: tuple[str, Path], page: Page) -> None:
+    url = live_server[0]  # no keys or tokens: GET /conversations is 403, the page remembers its own
+    ask(page, url, "What is AWS EC2?")
+    page.click("#new")
+    page.fill("#question", "What is Amazon S3?")
+    page.click("#send")
+    page.wait_for_selector("#log li.reply .meta", timeout=30_000)
+    page.reload()
+    page.wait_for_function("document.querySelectorAll('#conversations li').length === 2", timeout=10_000)
+    listed = page.eval_on_selector_all("#conversations .title", "items => items.map(i => i.innerText)")
+    page.click("#conversations li:nth-child(2) .title")  # reopen the first conversation
+    page.wait_for_selector("#conversations li:nth-child(2).open", timeout=10_000)
+    reopened = page.eval_on_selector_all("#log li.question", "items => items.map(i => i.innerText)")
+    page.click("#conversations li:nth-child(1) .delete")
+    page.wait_for_function("document.querySelectorAll('#conversations li').length === 1", timeout=10_000)
+    page.reload()
+    page.wait_for_selector("#conversations li.open", timeout=10_000)
+    assert httpx.get(f"{url}/conversations").status_code == 403
+    assert listed == ["What is Amazon S3?", "What is AWS EC2?"]
+    assert reopened == ["What is AWS EC2?"]
+    assert page.eval_on_selector_all("#conversations .title", "items => items.map(i => i.innerText)") \
+        == ["What is AWS EC2?"]
+    assert len(page.evaluate("JSON.parse(localStorage.getItem('iscoolgpt.conversations'))")) == 1
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,9 @@ const sidebar = document.getElementById("sidebar");
 const tokenField = document.getElementById("api_key");
 const OPEN = "iscoolgpt.conversation";
 const TOKEN = "iscoolgpt.token";
+const STARTED = "iscoolgpt.conversations";  // ids of the conversations this browser took part in
+const KEEP = 50;
+const known = new Map();  // id -> {id, title}: each remembered conversation is fetched once per page load
 
 tokenField.value = localStorage.getItem(TOKEN) || "";
 tokenField.addEventListener("change", () => {
@@ -99,24 +102,10 @@ function bubble(kind, text) {
   return item;
 }
 
-// The passages an answer was grounded on, in rank order: a link where the passage has one.
+// The passages an answer was grounded on (rendered by sources.js).
 function sources(item, found) {
-  if (!found || found.length === 0) return;
-  const box = document.createElement("ol");
-  box.className = "sources";
-  for (const source of found) {
-    const entry = document.createElement("li");
-    const label = source.url ? document.createElement("a") : document.createElement("span");
-    label.textContent = source.title;
-    if (source.url) {
-      label.href = source.url;
-      label.target = "_blank";
-      label.rel = "noopener noreferrer";
-    }
-    entry.append(label);
-    box.append(entry);
-  }
-  item.append(box);
+  const box = sourceList(found);
+  if (box) item.append(box);
 }
 
 function meta(item, text) {
@@ -126,20 +115,61 @@ function meta(item, text) {
   item.append(line);
 }
 
+// The conversations this browser took part in, most recent first: with no sign-in on the server an id
+// is its conversation's only key, and the server will not list them, so the page keeps them itself.
+function remembered() {
+  try {
+    const ids = JSON.parse(localStorage.getItem(STARTED) || "[]");
+    return Array.isArray(ids) ? ids.filter((id) => typeof id === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+function remember(id) {
+  localStorage.setItem(STARTED, JSON.stringify([id, ...remembered().filter((x) => x !== id)].slice(0, KEEP)));
+}
+
+function unremember(id) {
+  known.delete(id);
+  localStorage.setItem(STARTED, JSON.stringify(remembered().filter((x) => x !== id)));
+}
+
+// The remembered conversations that still exist, as GET /conversations would list them: one that is
+// 404 (deleted elsewhere) is forgotten; one that fails otherwise is kept for next time but not shown.
+async function rememberedConversations() {
+  const found = await Promise.all(remembered().map(async (id) => {
+    if (!known.has(id)) {
+      try {
+        const { title } = await api("GET", `/conversations/${encodeURIComponent(id)}`);
+        known.set(id, { id, title });
+      } catch (error) {
+        if (error.status === 404) unremember(id);
+        return null;
+      }
+    }
+    return known.get(id);
+  }));
+  return found.filter(Boolean);
+}
+
 // The sidebar: the caller's conversations, newest first; hidden when the server keeps no history.
 async function refresh() {
-  let page;
+  let conversations;
   try {
-    page = await api("GET", "/conversations?limit=50");
+    conversations = (await api("GET", "/conversations?limit=50")).conversations;
   } catch (error) {
-    // 404: history is off; 403: no sign-in on this server (an id is its conversation's only key);
-    // 401: not signed in yet. The open conversation still reopens after a reload.
+    // 403: no sign-in on this server, so no listing: the ones this browser remembers instead.
+    // 404: history is off; 401: not signed in yet. The open conversation still reopens after a reload.
+    conversations = error.status === 403 ? await rememberedConversations() : null;
+  }
+  if (conversations === null) {
     sidebar.hidden = true;
     list.replaceChildren();
     return;
   }
   sidebar.hidden = false;
-  list.replaceChildren(...page.conversations.map((c) => {
+  list.replaceChildren(...conversations.map((c) => {
     const entry = document.createElement("li");
     entry.dataset.id = c.id;
     if (c.id === localStorage.getItem(OPEN)) entry.className = "open";
@@ -162,12 +192,14 @@ async function open(id) {
   try {
     conversation = await api("GET", `/conversations/${encodeURIComponent(id)}`);
   } catch (error) {
+    if (error.status === 404) unremember(id);
     localStorage.removeItem(OPEN);  // deleted elsewhere, or not this user's
     log.replaceChildren();
     await refresh();
     return;
   }
   localStorage.setItem(OPEN, id);
+  if (!remembered().includes(id)) remember(id);  // opened before the page remembered conversations
   log.replaceChildren();
   for (const turn of conversation.turns) {
     bubble("question", turn.question);
@@ -181,8 +213,9 @@ async function open(id) {
 async function forget(id) {
   try {
     await api("DELETE", `/conversations/${encodeURIComponent(id)}`);
+    unremember(id);
   } catch (error) {
-    // already gone: the list below shows what is left
+    if (error.status === 404) unremember(id);  // already gone; otherwise the list below still shows it
   }
   if (localStorage.getItem(OPEN) === id) startNew();
   await refresh();
@@ -247,7 +280,10 @@ async function ask(question) {
         const ttft = first === null ? total : (first - started) / 1000;
         meta(item, `${data.usage.completion_tokens} tokens · first piece ${ttft.toFixed(2)} s · ` +
                    `total ${total.toFixed(2)} s · ${data.finish_reason}`);
-        if (data.conversation_id) localStorage.setItem(OPEN, data.conversation_id);
+        if (data.conversation_id) {
+          localStorage.setItem(OPEN, data.conversation_id);
+          remember(data.conversation_id);
+        }
         await refresh();
       } else if (name === "error") {
         throw new Error(`${data.error_type}: ${data.error}`);
