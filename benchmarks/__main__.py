@@ -1,8 +1,8 @@
 """``python -m benchmarks <suite> [--model DIR_OR_HUB_ID | --random-weights] [--quick]``.
 
 Suites: decode, profile, coldstart, memory, footprint, load, history, all; and retrieval (the knowledge base:
-no generator involved, not part of all). Results land in benchmarks/results/ as JSON, Markdown and PNG; see
-benchmarks/README.md.
+no generator involved, not part of all) and answers (answer quality of a real model, --model; not part of
+all). Results land in benchmarks/results/ as JSON, Markdown and PNG; see benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ SUITES = ("decode", "profile", "coldstart", "memory", "footprint", "load", "hist
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suite", choices=(*SUITES, "all", "retrieval"))
+    parser.add_argument("suite", choices=(*SUITES, "all", "retrieval", "answers"))
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--model", default=None, help="hub model id or local transformers directory")
     which.add_argument("--random-weights", action="store_true",
@@ -34,9 +34,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="directory for the reports (default: benchmarks/results)")
     parser.add_argument("--sweep", action="store_true", help="load: also the candidate settings for the defaults")
     parser.add_argument("--threads", type=int, default=None,
-                        help="decode: threads for PyTorch and ONNX Runtime (default: usable cores)")
+                        help="decode, answers: threads for PyTorch and ONNX Runtime (default: usable cores)")
     kb = parser.add_argument_group("retrieval")
-    kb.add_argument("--kb", default=None, help="a knowledge base built before (default: build into models/ once)")
+    kb.add_argument("--kb", default=None, help="a knowledge base built before (default: build into models/ once); "
+                    "answers: a serving directory or retrieval's build to ground on (default: --serving's)")
     kb.add_argument("--rebuild", action="store_true", help="build the knowledge base again")
     kb.add_argument("--tokenizer", default=None,
                     help="generator tokenizer.json that sizes passages and counts prompt tokens "
@@ -47,6 +48,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     kb.add_argument("--skip-reference", action="store_true", help="no PyTorch fp32 comparison")
     kb.add_argument("--skip-bm25s", action="store_true", help="no bm25s reference BM25 (skipped anyway if absent)")
     kb.add_argument("--skip-stages", action="store_true", help="no grounded /chat/ stage breakdown over HTTP")
+    answers = parser.add_argument_group("answers")
+    answers.add_argument("--serving", default=None,
+                         help="the int8 serving directory exported from --model (default: models/<name>-int8, "
+                              "what scripts/serve.sh writes)")
+    answers.add_argument("--questions", default=None,
+                         help="questions with reference answers (default: benchmarks/data/answer_questions.json)")
+    answers.add_argument("--k", type=int, default=None,
+                         help="passages retrieved per question (default: the server's RETRIEVAL_K default, 3)")
+    answers.add_argument("--max-new-tokens", type=int, default=None,
+                         help="longest answer in tokens (default: the server's MAX_NEW_TOKENS default, 128)")
     return parser.parse_args(argv)
 
 
@@ -67,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         log(f"suite retrieval ({'quick' if args.quick else 'full'})")
         retrieval.main(args, run_meta(None, args.quick))
         return 0
+    if args.suite == "answers":  # a real model (--model); one line, exit 0, when the hub is out of reach
+        from benchmarks import answers
+
+        return answers.main(args)
     # footprint --skip-venv only reads manifests, but it still needs the exported dirs: resolve in every case.
     choice = resolve_model(args.model, args.random_weights)
     if args.suite != "all":

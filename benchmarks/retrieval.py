@@ -1,14 +1,12 @@
 """Retrieval quality and cost on the real corpus with the real embedder.
 
-Builds the knowledge base from all of botocore (or reuses one built before),
-then on ``benchmarks/data/retrieval_questions.json``: recall@1, recall@5 and
-MRR@10 for BM25 alone, dense alone and the hybrid; per-query latency; build
-time, size on disk and RAM; float16 against int8 passage vectors; the bm25s
-library's BM25 on the same passages (see bm25_reference.py); and the int8 ONNX
-embedder against PyTorch fp32 (cosines, and top-5 overlap in the full index).
-
-A question counts as answered at rank r when the r-th passage comes from one
-of the services the question set names for it.
+Builds the knowledge base from the default AWS set (botocore, awscli, cdk, cloudformation), or reuses one
+built before, then (see :mod:`benchmarks.retrieval_eval`) on both question sets and both halves:
+recall@1, recall@5 and MRR@10 for every method, and for the hybrid per source mix; context recall (a hit
+inside the prompt ``compose()`` builds); per-query latency; build time, size on disk and RAM; awscli
+examples attached to their operations against apart (full mode); float16 against int8 passage vectors;
+the bm25s library's BM25 on the same passages (bm25_reference.py); and the int8 ONNX embedder against
+PyTorch fp32 (embedder_check.py).
 """
 
 from __future__ import annotations
@@ -19,27 +17,21 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks import bm25_reference
+from benchmarks import bm25_reference, retrieval_eval
 from benchmarks.common import MODELS_DIR, ROOT, fmt, log, md_table, median, percentile, write_results
+from benchmarks.embedder_check import embedder_vs_pytorch, service_scores
 from export.knowledge.build import KnowledgeOptions, build_knowledge
-from server.retrieval.knowledge import METHODS, KnowledgeBase, save_dense, top_indices
+from export.knowledge.sources import DEFAULT
+from server.retrieval.knowledge import METHODS, KnowledgeBase, load_dense, save_dense
 
-QUESTIONS = Path(__file__).parent / "data" / "retrieval_questions.json"
 SHARED_TOKENIZER = ROOT.parent / "shared" / "flan-t5-small" / "tokenizer.json"
 QUICK_SERVICES = ("sqs", "s3", "ecr", "ecs", "lambda", "sns", "dynamodb", "kms", "logs", "iam")
-
-
-def questions(quick: bool) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = json.loads(QUESTIONS.read_text())["questions"]
-    if quick:  # only questions the quick corpus can answer
-        items = [q for q in items if set(q["services"]) & set(QUICK_SERVICES)]
-    return items
 
 
 def _embedder(choice: str | None) -> str:
@@ -60,23 +52,25 @@ def embedder_label(section: dict[str, Any]) -> str:
     return f"{section.get('name') or section['source']} ({precision})"
 
 
-def ensure_knowledge(args: argparse.Namespace) -> Path:
-    """The benchmark's knowledge base: ``--kb DIR`` as it is, else built once into models/."""
-    if args.kb:
+def ensure_knowledge(args: argparse.Namespace, attach: bool = False) -> Path:
+    """The benchmark's knowledge base: ``--kb DIR`` as it is, else built once into models/ per recipe."""
+    if args.kb and not attach:
         return Path(args.kb)
     tokenizer = Path(args.tokenizer) if args.tokenizer else SHARED_TOKENIZER
     if not tokenizer.is_file():
         raise SystemExit(f"benchmarks: no generator tokenizer at {tokenizer}; pass --tokenizer tokenizer.json")
-    out = MODELS_DIR / ("bench-knowledge-quick" if args.quick else "bench-knowledge")
+    name = "bench-knowledge" + ("-quick" if args.quick else "") + ("-attached" if attach else "")
+    out = MODELS_DIR / name
+    recipe = {"generator_tokenizer": str(tokenizer), "sources": list(DEFAULT), "attach_examples": attach}
     if (out / "sections.json").is_file() and not args.rebuild and \
-            json.loads((out / "sections.json").read_text()).get("generator_tokenizer") == str(tokenizer):
+            {k: json.loads((out / "sections.json").read_text()).get(k) for k in recipe} == recipe:
         return out
-    opts = KnowledgeOptions(botocore=True, services=QUICK_SERVICES if args.quick else None,
-                            embedder=_embedder(args.embedder))
+    opts = KnowledgeOptions(sources=DEFAULT, services=QUICK_SERVICES if args.quick else None,
+                            embedder=_embedder(args.embedder), attach_examples=attach)
     work = Path(tempfile.mkdtemp(prefix=".bench-knowledge-", dir=MODELS_DIR))
     log(f"building the knowledge base into {out} (generator tokenizer {tokenizer})")
     sections = build_knowledge(work, tokenizer, opts, fp32=False, token=os.environ.get("HF_TOKEN") or None)
-    sections["generator_tokenizer"] = str(tokenizer)
+    sections.update(recipe)
     (work / "sections.json").write_text(json.dumps(sections, indent=2) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     os.replace(work, out)
@@ -89,150 +83,159 @@ def _rss() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def _scores(items: list[dict[str, Any]], found: list[list[str | None]]) -> dict[str, Any]:
-    """recall@1, recall@5, MRR@10 from each question's services of its top 10, best first."""
-    ranks = [next((r for r, s in enumerate(services[:10], 1) if s in item["services"]), None)
-             for item, services in zip(items, found, strict=True)]
-    n = len(items)
-    return {"recall@1": sum(r == 1 for r in ranks) / n, "recall@5": sum(r is not None and r <= 5 for r in ranks) / n,
-            "mrr@10": sum(1 / r for r in ranks if r) / n,
-            "misses@5": [item["question"] for item, r in zip(items, ranks, strict=True) if r is None or r > 5]}
-
-
-def measure(items: list[dict[str, Any]], search: Callable[[str], list[str | None]]) -> dict[str, Any]:
-    """The scores and per-query latency of ``search`` (question -> services of its top 10), one query at a time."""
+def measure(items: list[dict[str, Any]], search: Any) -> dict[str, Any]:
+    """Service-level scores and latency of ``search`` (question -> services of its top 10): the bm25s reference."""
     found, times = [], []
     for item in items:
         began = time.perf_counter()
         found.append(search(item["question"]))
         times.append((time.perf_counter() - began) * 1000)
-    return {**_scores(items, found), "p50_ms": median(times), "p95_ms": percentile(times, 95)}
+    return {**service_scores(items, found), "p50_ms": median(times), "p95_ms": percentile(times, 95)}
 
 
-def evaluate(kb: KnowledgeBase, items: list[dict[str, Any]], method: str) -> dict[str, Any]:
-    """recall@1, recall@5, MRR@10 and latency of one method over the question set."""
-    return measure(items, lambda q: [h.passage.service for h in kb.search(q, 10, method)])
+def _load(kb_dir: Path) -> tuple[KnowledgeBase, dict[str, Any], dict[str, float]]:
+    sections = json.loads((kb_dir / "sections.json").read_text())
+    before, began = _rss(), time.perf_counter()
+    kb = KnowledgeBase.load(kb_dir, sections["embedder"], num_threads=1)
+    return kb, sections, {"load_seconds": time.perf_counter() - began, "ram_bytes": _rss() - before}
 
 
-def embedder_vs_pytorch(kb: KnowledgeBase, kb_dir: Path, items: list[dict[str, Any]], sample: int,
-                        depth: int = 30) -> dict[str, Any]:
-    """Cosines of int8 and PyTorch fp32 embeddings, and how often both find the same dense top 5 in the full index.
+def _context(kb: KnowledgeBase, sets: dict[str, Any], tokenizer: Path) -> dict[str, Any]:
+    from server.generation.text import TextCodec
+    from server.settings import Settings
 
-    PyTorch embeds the union over the questions of the int8 dense top ``depth`` over the full index, plus ``sample``
-    random passages for the cosines. fp32's top 5 over the full index is taken as its top 5 among those (at cosines
-    ~0.99 a passage outside int8's top ``depth`` does not reach it); int8's top 5 is among them by construction.
-    """
-    from export.knowledge.embedder import reference_embeddings
-
-    model_dir = Path(json.loads((kb_dir / "sections.json").read_text())["embedder"]["source"])
-    cfg = kb.embedder.config
-    qs = [q["question"] for q in items]
-    ours_q = np.stack([kb.embedder.embed([q])[0] for q in qs])  # one at a time, as the server embeds a query
-    ours_top = [top_indices(kb.dense @ v, depth) for v in ours_q]
-    rng = np.random.default_rng(0)
-    picked = rng.choice(len(kb.passages), size=min(sample, len(kb.passages)), replace=False)
-    cand = np.union1d(np.concatenate(ours_top), picked)  # sorted passage indices
-    texts = [f"{kb.passages[i].title}: {kb.passages[i].text}" for i in cand]  # as the build embedded them
-    order = np.argsort([len(t) for t in texts], kind="stable")  # batches of similar lengths pad little
-    ref_p = np.zeros((len(cand), kb.dense.shape[1]), dtype=np.float32)
-    began = time.perf_counter()
-    for s in range(0, len(order), 64):
-        rows = order[s:s + 64]
-        ref_p[rows] = reference_embeddings(model_dir, cfg.pooling, cfg.max_length, [texts[i] for i in rows])
-    ref_seconds = time.perf_counter() - began
-    ref_q = reference_embeddings(model_dir, cfg.pooling, cfg.max_length, qs)
-    cos_p, cos_q = (kb.dense[cand] * ref_p).sum(1), (ours_q * ref_q).sum(1)
-    ref_top = [cand[top_indices(ref_p @ v, 10)].tolist() for v in ref_q]  # fp32's top 10 among the candidates
-    pairs = [(a.tolist(), b) for a, b in zip(ours_top, ref_top, strict=True)]
-    # How deep in int8's ranking fp32's top 5 reaches: depth + 1 when beyond it (then the approximation is loose).
-    deepest = max(a.index(i) + 1 if i in a else depth + 1 for a, b in pairs for i in b[:5])
-    cos = np.concatenate([cos_p, cos_q])
-    return {"passages": len(cand), "sampled": len(picked), "depth": depth, "questions": len(qs),
-            "mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()),
-            "mean_cosine_questions": float(cos_q.mean()), "min_cosine_questions": float(cos_q.min()),
-            "top5_overlap": float(np.mean([len(set(a[:5]) & set(b[:5])) / 5 for a, b in pairs])),
-            "top1_agreement": float(np.mean([a[0] == b[0] for a, b in pairs])),
-            "fp32_top5_deepest_int8_rank": deepest,
-            "fp32_dense": _scores(items, [[kb.passages[i].service for i in b] for b in ref_top]),
-            "pytorch_fp32_seconds_per_1000_passages": ref_seconds / len(cand) * 1000}
+    settings = Settings.model_construct()  # the shipped defaults, whatever the environment says
+    codec = TextCodec(tokenizer, clean_up=True)
+    return retrieval_eval.context_recall(kb, sets, codec.encode, settings.retrieval_k, settings.max_input_tokens,
+                                         settings.prompt_template, settings.grounded_template)
 
 
 def main(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, float]:
     kb_dir = ensure_knowledge(args)
-    sections = json.loads((kb_dir / "sections.json").read_text())
+    kb, sections, cost = _load(kb_dir)
     meta["model"] = {"label": embedder_label(sections["embedder"]), "embedder": sections["embedder"]["source"]}
-    before = _rss()
-    began = time.perf_counter()
-    kb = KnowledgeBase.load(kb_dir, sections["embedder"], num_threads=1)
-    load_seconds, ram = time.perf_counter() - began, _rss() - before
-    items = questions(args.quick)
-    for item in items[:5]:  # warm the session and the caches before timing
+    sets = retrieval_eval.question_sets(QUICK_SERVICES if args.quick else None)
+    for item in sets["plain"][:5]:  # warm the session and the caches before timing
         kb.search(item["question"], 10)
-    results = {m: evaluate(kb, items, m) for m in METHODS}
+    results = {m: retrieval_eval.evaluate(kb, sets, m) for m in METHODS}
+    mixes = {name: retrieval_eval.evaluate(retrieval_eval.subset(kb, sources), sets, "hybrid")
+             for name, sources in retrieval_eval.MIXES.items() if set(sources) != set(kb.sources) - {"docs"}}
+    tokenizer = Path(sections["generator_tokenizer"])
+    data: dict[str, Any] = {"questions": {n: len(v) for n, v in sets.items()}, "knowledge": sections["knowledge"],
+                            "embedder": sections["embedder"], "methods": results, "mixes": mixes,
+                            "context_recall": _context(kb, sets, tokenizer), **cost,
+                            "disk_bytes": {p.relative_to(kb_dir).as_posix(): p.stat().st_size
+                                           for p in kb_dir.rglob("*") if p.is_file()},
+                            "array_bytes": kb.dense.nbytes + kb.bm25.docs.nbytes + kb.bm25.weights.nbytes
+                            + kb.bm25.indptr.nbytes}
+    if not args.quick:  # awscli examples joined to their operations: a second build, measured alike
+        attached, attached_sections, _ = _load(ensure_knowledge(args, attach=True))
+        data["attached"] = {"knowledge": attached_sections["knowledge"],
+                            "hybrid": retrieval_eval.evaluate(attached, sets, "hybrid"),
+                            "context_recall": _context(attached, sets, tokenizer)}
     # The same search over int8 passage vectors (one scale a row), decided by measurement.
     with tempfile.TemporaryDirectory() as tmp:
         save_dense(Path(tmp), kb.dense, "int8")
-        int8_bytes = sum(p.stat().st_size for p in Path(tmp).iterdir())
-        float16 = kb.dense
-        from server.retrieval.knowledge import load_dense
-
-        kb.dense = load_dense(Path(tmp))
-        int8 = {m: evaluate(kb, items, m) for m in ("dense", "hybrid")}
+        data["int8_vector_bytes"] = sum(p.stat().st_size for p in Path(tmp).iterdir())
+        float16, kb.dense = kb.dense, load_dense(Path(tmp))
+        data["int8_vectors"] = {m: retrieval_eval.evaluate(kb, sets, m) for m in ("dense", "hybrid")}
         kb.dense = float16
-    disk = {p.relative_to(kb_dir).as_posix(): p.stat().st_size for p in kb_dir.rglob("*") if p.is_file()}
-    k = sections["knowledge"]
-    data = {"questions": len(items), "knowledge": k, "embedder": sections["embedder"], "methods": results,
-            "int8_vectors": int8, "int8_vector_bytes": int8_bytes, "disk_bytes": disk,
-            "load_seconds": load_seconds, "ram_bytes": ram,
-            "array_bytes": kb.dense.nbytes + kb.bm25.docs.nbytes + kb.bm25.weights.nbytes + kb.bm25.indptr.nbytes}
-    if (reference := bm25_reference.run(kb, kb_dir, items, measure, getattr(args, "skip_bm25s", False))) is not None:
+    plain = sets["plain"]
+    data["service_level"] = {m: measure(plain, lambda q, m=m: [h.passage.service for h in kb.search(q, 10, m)])
+                             for m in ("dense", "bm25")}  # as the two references below score
+    data["passages_by_source"] = ", ".join(f"{s} {n:,}" for s, n in
+                                           sorted(Counter(p.source for p in kb.passages).items()))
+    if (reference := bm25_reference.run(kb, kb_dir, plain, measure, args.skip_bm25s)) is not None:
         data["bm25s"] = reference
     if not args.skip_reference:
-        data["embedder_vs_pytorch"] = embedder_vs_pytorch(kb, kb_dir, items, 300 if args.quick else args.sample)
+        data["embedder_vs_pytorch"] = embedder_vs_pytorch(kb, kb_dir, plain, 300 if args.quick else args.sample)
     body = _report(data)
     if not args.skip_stages:  # a whole grounded request over HTTP, stage by stage
         from benchmarks import stages
         from benchmarks.common import resolve_model
 
-        tokenizer = Path(sections["generator_tokenizer"])
         data["stages"], stages_md = stages.run(resolve_model(None, True), kb_dir, tokenizer,
-                                               [q["question"] for q in items])
+                                               [q["question"] for q in plain])
         body += stages_md
 
     def draw(fig: Any) -> None:
-        ax = fig.subplots()
-        names = ["recall@1", "recall@5", "mrr@10"]
-        for i, method in enumerate(METHODS):
-            ax.bar(np.arange(3) + i * 0.27, [results[method][n] for n in names], width=0.27, label=method)
-        ax.set_xticks(np.arange(3) + 0.27, names)
-        ax.set_ylim(0, 1)
-        ax.legend()
-        ax.set_title(f"Retrieval on {k['passages']:,} botocore passages, {len(items)} questions")
+        axes = fig.subplots(1, 2)
+        for ax, name in zip(axes, sets, strict=True):
+            for i, method in enumerate(METHODS):
+                values = [results[method][name][h]["recall@5"] for h in retrieval_eval.HALVES]
+                ax.bar(np.arange(2) + i * 0.2, values, width=0.2, label=method)
+            ax.set_xticks(np.arange(2) + 0.3, [f"recall@5, {h}" for h in retrieval_eval.HALVES])
+            ax.set_ylim(0, 1)
+            ax.set_title(f"{name} questions")
+        axes[0].legend()
+        fig.suptitle(f"Retrieval on {data['knowledge']['passages']:,} passages (default AWS set)")
 
     write_results("retrieval", meta, data, body, draw)
-    return {"hybrid recall@5": results["hybrid"]["recall@5"], "hybrid query p50 ms": results["hybrid"]["p50_ms"]}
+    hybrid = results["hybrid"]
+    return {"plain held-out recall@5": hybrid["plain"]["held-out"]["recall@5"],
+            "how-to held-out recall@5": hybrid["how-to"]["held-out"]["recall@5"], "query p50 ms": hybrid["p50_ms"]}
+
+
+def _row(name: str, run: dict[str, Any], set_name: str, latency: bool = True) -> list[str]:
+    cells = [name]
+    for h in retrieval_eval.HALVES:
+        cells += [fmt(run[set_name][h][m], 3) for m in ("recall@1", "recall@5", "mrr@10")]
+    return cells + ([fmt(run["p50_ms"], 2), fmt(run["p95_ms"], 2)] if latency else [])
+
+
+def _headers(first: str, latency: bool = True) -> list[str]:
+    cols = [f"{h} {m}" for h in retrieval_eval.HALVES for m in ("R@1", "R@5", "MRR@10")]
+    return [first, *cols, *(["p50 ms", "p95 ms"] if latency else [])]
 
 
 def _report(d: dict[str, Any]) -> str:
     k, r = d["knowledge"], d["methods"]
-    runs = [*r.items(), *((f"{m}, int8 vectors", d["int8_vectors"][m]) for m in ("dense", "hybrid")),
-            *d.get("bm25s", {}).get("runs", {}).items()]
-    rows = [[m, *(fmt(x[n], 3) for n in ("recall@1", "recall@5", "mrr@10")), fmt(x["p50_ms"], 2), fmt(x["p95_ms"], 2)]
-            for m, x in runs]
     total = sum(d["disk_bytes"].values())
-    body = (f"Corpus: {k['documents']:,} documents, {k['passages']:,} passages, {k['tokens']:,} generator tokens "
-            f"({k['passage_tokens']} per passage at most, {k['overlap_tokens']} overlap); built in "
-            f"{k['build_seconds']} s, of which embedding {k['embed_seconds']} s with the int8 ONNX embedder. "
-            f"On disk {total / 1e6:.1f} MB with the embedder; loading takes {d['load_seconds']:.2f} s and "
-            f"{d['ram_bytes'] / 2**20:.0f} MiB of RSS ({d['array_bytes'] / 2**20:.0f} MiB of arrays: "
-            f"vectors as float32 and BM25 postings). {d['questions']} questions.\n\n")
-    body += md_table(["method", "recall@1", "recall@5", "MRR@10", "p50 ms", "p95 ms"], rows)
-    body += (f"\n\nPassage vectors: float16 {d['disk_bytes'].get('knowledge/dense.npy', 0) / 1e6:.1f} MB, "
+    per_source = ", ".join(f"{name} {s.get('package', '')} {s.get('version', '')}: {s['documents']:,} documents"
+                           for name, s in k["sources"].items() if isinstance(s, dict))
+    body = (f"Corpus: {k['documents']:,} documents ({per_source}) -> {k['passages']:,} passages "
+            f"({d['passages_by_source']}), {k['tokens']:,} generator tokens ({k['passage_tokens']} per passage at "
+            f"most, {k['overlap_tokens']} overlap); built in {k['build_seconds']} s, of which embedding "
+            f"{k['embed_seconds']} s with the int8 ONNX embedder. On disk {total / 1e6:.1f} MB with the embedder; "
+            f"loading takes {d['load_seconds']:.2f} s and {d['ram_bytes'] / 2**20:.0f} MiB of RSS "
+            f"({d['array_bytes'] / 2**20:.0f} MiB of arrays: vectors as float32 and BM25 postings). Questions: "
+            + ", ".join(f"{n} {c}" for n, c in d["questions"].items())
+            + " (halves: even positions tuned on, odd held out).\n\n")
+    runs = [*r.items(), *((f"{m}, int8 vectors", d["int8_vectors"][m]) for m in ("dense", "hybrid"))]
+    for set_name in d["questions"]:
+        body += f"**{set_name} questions**, every method on the default set:\n\n"
+        body += md_table(_headers("method"), [_row(m, x, set_name) for m, x in runs]) + "\n\n"
+    mixes = [*d["mixes"].items(), ("+ cloudformation: the default set", r["hybrid"])]
+    body += "The hybrid per source mix (each built as those sources alone would build it):\n\n"
+    body += md_table(["mix", *(f"{s} {h} R@5" for s in d["questions"] for h in retrieval_eval.HALVES),
+                      *(f"{s} {h} MRR@10" for s in d["questions"] for h in retrieval_eval.HALVES)],
+                     [[name, *(fmt(x[s][h]["recall@5"], 3) for s in d["questions"] for h in retrieval_eval.HALVES),
+                       *(fmt(x[s][h]["mrr@10"], 3) for s in d["questions"] for h in retrieval_eval.HALVES)]
+                      for name, x in mixes]) + "\n\n"
+    c = d["context_recall"]
+    body += (f"Context recall (a hit among the passages `compose()` puts into the prompt from the top {c['k']}, "
+             f"within {c['max_input_tokens']} tokens, the last maybe trimmed): "
+             + "; ".join(f"{s} {h} {c[s][h]:.3f}" for s in d["questions"] for h in retrieval_eval.HALVES) + ".\n")
+    if "attached" in d:
+        a = d["attached"]
+        body += (f"\nawscli examples joined to the botocore operation they illustrate ({a['knowledge']['passages']:,} "
+                 "passages) against kept as documents of their own (the methods table's hybrid):\n\n"
+                 + md_table(_headers("examples"), [_row("apart (shipped)", r["hybrid"], s) for s in d["questions"]]
+                            + [_row("attached", a["hybrid"], s) for s in d["questions"]])
+                 + "\n\n(rows: " + ", ".join(d["questions"]) + " questions, in that order for each; context "
+                 "recall attached: " + "; ".join(f"{s} {h} {a['context_recall'][s][h]:.3f}" for s in d["questions"]
+                                                  for h in retrieval_eval.HALVES) + ")\n")
+    body += (f"\nPassage vectors: float16 {d['disk_bytes'].get('knowledge/dense.npy', 0) / 1e6:.1f} MB, "
              f"int8 with row scales {d['int8_vector_bytes'] / 1e6:.1f} MB.\n")
     if "bm25s" in d:
+        rows = [[name, fmt(x["recall@1"], 3), fmt(x["recall@5"], 3), fmt(x["mrr@10"], 3), fmt(x["p50_ms"], 2)]
+                for name, x in [("bm25 (ours), scored alike", service_scores_of(d)), *d["bm25s"]["runs"].items()]]
+        body += ("\nBM25 beside the bm25s library, on the plain set at the level of services (all questions):\n\n"
+                 + md_table(["index", "R@1", "R@5", "MRR@10", "p50 ms"], rows) + "\n")
         body += bm25_reference.report(d["bm25s"])
     if "embedder_vs_pytorch" in d:
         e, f = d["embedder_vs_pytorch"], d["embedder_vs_pytorch"]["fp32_dense"]
+        i = d["service_level"]["dense"]
         deep = e["fp32_top5_deepest_int8_rank"]
         deep = deep if deep <= e["depth"] else f"beyond {e['depth']}"
         body += (f"\nint8 ONNX embedder against PyTorch fp32 over {e['passages']:,} passages (every question's int8 "
@@ -244,9 +247,17 @@ def _report(d: dict[str, Any]) -> str:
                  f"{deep}): it shares {e['top5_overlap']:.3f} of int8's top 5 over the "
                  f"full index, and the first passage for {e['top1_agreement']:.3f} of the questions. fp32 dense, "
                  f"scored alike: recall@1 {f['recall@1']:.3f}, recall@5 {f['recall@5']:.3f}, MRR@10 "
-                 f"{f['mrr@10']:.3f} (int8: the dense row). PyTorch fp32 embeds 1,000 passages in "
+                 f"{f['mrr@10']:.3f} (int8 scored alike: recall@1 {i['recall@1']:.3f}, "
+                 f"recall@5 {i['recall@5']:.3f}). PyTorch fp32 embeds 1,000 passages in "
                  f"{e['pytorch_fp32_seconds_per_1000_passages']:.1f} s.\n")
-    misses = r["hybrid"]["misses@5"]
-    if misses:
-        body += "\nHybrid misses at 5:\n\n" + "\n".join(f"- {q}" for q in misses) + "\n"
+    for set_name in d["questions"]:
+        for h in retrieval_eval.HALVES:
+            if misses := r["hybrid"][set_name][h]["misses@5"]:
+                body += f"\nHybrid misses at 5, {set_name}, {h}:\n\n" + "\n".join(f"- {q}" for q in misses) + "\n"
     return body
+
+
+def service_scores_of(d: dict[str, Any]) -> dict[str, Any]:
+    """Our BM25's row in the bm25s comparison, scored as bm25s is (by service, all plain questions)."""
+    ours: dict[str, Any] = d["service_level"]["bm25"]
+    return ours

@@ -13,6 +13,10 @@ class ExportError(Exception):
     """A user-facing export failure: one line says what went wrong."""
 
 
+class HubUnreachable(ExportError):
+    """The hub could not be reached (offline, or no connection) and the model is not in the local cache."""
+
+
 @dataclass(frozen=True)
 class Source:
     path: Path  # a local directory holding config, weights and tokenizer
@@ -48,7 +52,7 @@ def resolve(model: str, revision: str | None, token: str | None) -> Source:
     except RevisionNotFoundError:
         raise ExportError(f"model {model!r} has no revision {revision!r}") from None
     except LocalEntryNotFoundError:
-        raise ExportError(f"the Hugging Face hub is unreachable and {model} is not in the local cache") from None
+        raise HubUnreachable(f"the Hugging Face hub is unreachable and {model} is not in the local cache") from None
     except (HfHubHTTPError, OSError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ExportError(f"could not fetch {model!r}: {first}") from None
