@@ -42,11 +42,11 @@ def test_ungrounded_answer_differs(grounded: str) -> None:
     assert (body["answer"], body["sources"], body["grounded"]) == (UNANSWERED, [], False)
 
 
-def test_sources_carry_title_url_and_score_in_rank_order(grounded: str) -> None:
+def test_sources_carry_title_url_service_and_score_in_rank_order(grounded: str) -> None:
     body = httpx.post(f"{grounded}/chat/", json={"question": "How do I send a message to a queue?",
                                                  "temperature": 0, "max_new_tokens": 4}, timeout=30).json()
     assert len(body["sources"]) == 3
-    assert body["sources"][0]["url"].startswith("https://docs.aws.amazon.com/goto/WebAPI/sqs-2012-11-05/")
+    assert body["sources"][0]["url"].startswith("https://docs.aws.amazon.com/") and body["sources"][0]["service"] == "sqs"
     assert [s["score"] for s in body["sources"]] == sorted((s["score"] for s in body["sources"]), reverse=True)
 
 
@@ -65,6 +65,18 @@ def test_openai_route_is_grounded_the_same_way(grounded: str) -> None:
                                         temperature=0, extra_body={"k": 1})
     assert reply.choices[0].message.content == CASES[2][2]
     assert [s["id"] for s in reply.model_extra["sources"]] == [f"docs/{CASES[2][1]}#0"]  # type: ignore[index]
+
+
+def test_openai_route_takes_the_filter_as_an_extra_field(grounded: str) -> None:
+    oai = openai.OpenAI(base_url=f"{grounded}/v1", api_key="unused", max_retries=0)
+    reply = oai.chat.completions.create(model="m", messages=[{"role": "user", "content": CASES[2][0]}],
+                                        temperature=0, max_tokens=4,
+                                        extra_body={"k": 2, "filter": {"source": "awscli", "service": "ecr"}})
+    sources = reply.model_extra["sources"]  # type: ignore[index]
+    assert len(sources) == 2 and {(s["source"], s["service"]) for s in sources} == {("awscli", "ecr")}
+    with pytest.raises(openai.UnprocessableEntityError, match="filter.source: this knowledge base has no source"):
+        oai.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}],
+                                    extra_body={"filter": {"source": "azure"}})
 
 
 def test_openai_stream_carries_sources_with_the_finish_reason(grounded: str) -> None:

@@ -23,13 +23,10 @@ _SSE_EVENT = {  # one Server-Sent Event: a name (token, done, error; none on /v1
     "type": "object",
     "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
 }
-_SEARCH_RESULTS = {
+_SEARCH_RESULTS = {  # each result is a passage as an answer's sources show it
     "type": "object",
     "required": ["results"],
-    "properties": {"results": {"type": "array", "items": {
-        "type": "object", "required": ["id", "title", "text", "url", "score"],
-        "properties": {"id": {"type": "string"}, "title": {"type": "string"}, "text": {"type": "string"},
-                       "url": {"type": ["string", "null"]}, "score": {"type": "number"}}}}},
+    "properties": {"results": {"type": "array", "items": {"$ref": "#/components/schemas/Source"}}},
 }
 _CONVERSATION_SUMMARY = {
     "type": "object", "required": ["id", "title", "created_at", "updated_at", "turns"],
@@ -88,7 +85,8 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
     components = {"Error": _ERROR, "Health": _HEALTH, "ChatRequest": request, "OpenAIError": _OPENAI_ERROR,
                   "ChatResponse": response, "CompletionRequest": completion, "SearchRequest": search,
                   "SearchResults": _SEARCH_RESULTS, "EmbeddingRequest": embedding,
-                  **response.pop("$defs", {}), **completion.pop("$defs", {})}
+                  **request.pop("$defs", {}), **search.pop("$defs", {}), **response.pop("$defs", {}),
+                  **completion.pop("$defs", {})}
     chat: dict[str, Any] = {
         "summary": "Answer a cloud-computing question",
         "requestBody": {"required": True, "content": {"application/json": {
