@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from export.knowledge.corpus import Document, botocore_documents, botocore_services, botocore_version
-from export.knowledge.wheels import default_dir, fetch, open_wheel, sha256
+from export.knowledge.wheels import default_dir, fetch, open_wheel
 from export.source import ExportError
+from server.serving_dir import sha256_file
 
 log = logging.getLogger("iscoolgpt.export")
 Reader = Callable[[zipfile.ZipFile, "set[str] | None"], list[Document]]
@@ -93,7 +94,7 @@ def collect(names: tuple[str, ...], services: tuple[str, ...] | None, wheels: Pa
                     raise ExportError(f"{source.package}: {path.name} cannot be read as {name} documentation "
                                       f"({type(exc).__name__}: {exc})") from None
             info = {"package": source.package, "version": source.version, "wheel": path.name,
-                    "wheel_sha256": sha256(path)}
+                    "wheel_sha256": sha256_file(path)}
         info.update(licence=source.licence, documents=len(found),
                     services=len({d.service for d in found if d.service}))
         log.info("knowledge: %s %s: %d documents", source.package, info["version"], len(found))

@@ -11,7 +11,6 @@ it needs). A wheel that cannot be had is one line saying how to get it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -66,11 +65,3 @@ def open_wheel(path: Path, package: str) -> zipfile.ZipFile:
         return zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
         raise ExportError(f"{package}: {path} is not a readable wheel ({exc}); delete it and build again") from None
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
