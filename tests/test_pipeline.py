@@ -46,7 +46,8 @@ def test_sources_carry_title_url_service_and_score_in_rank_order(grounded: str) 
     body = httpx.post(f"{grounded}/chat/", json={"question": "How do I send a message to a queue?",
                                                  "temperature": 0, "max_new_tokens": 4}, timeout=30).json()
     assert len(body["sources"]) == 3
-    assert body["sources"][0]["url"].startswith("https://docs.aws.amazon.com/") and body["sources"][0]["service"] == "sqs"
+    first = body["sources"][0]
+    assert first["url"].startswith("https://docs.aws.amazon.com/") and first["service"] == "sqs"
     assert [s["score"] for s in body["sources"]] == sorted((s["score"] for s in body["sources"]), reverse=True)
 
 
