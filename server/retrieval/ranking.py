@@ -87,7 +87,7 @@ def reciprocal_rank(dense: np.ndarray, lexical: np.ndarray) -> tuple[np.ndarray,
 
 def diversify(pool: np.ndarray, scores: np.ndarray, services: np.ndarray, documents: np.ndarray, k: int
               ) -> list[tuple[int, float]]:
-    """The ``k`` best (passage, score) of ``pool``, spread over services and documents (step 3).
+    """The ``k`` best (passage, discounted score) of ``pool``, spread over services and documents (step 3).
 
     Greedy over the ``DIVERSITY_DEPTH`` best candidates: each pick is the one whose score, times
     ``SERVICE_DECAY`` for every passage of its service already picked, is highest; a document already
@@ -105,5 +105,5 @@ def diversify(pool: np.ndarray, scores: np.ndarray, services: np.ndarray, docume
         at = int(np.argmax(np.where(fresh if fresh.any() else free, discounted, -np.inf)))
         free[at] = False
         picked_per_service[service[at] + 1] += 1
-        out.append((int(chosen[at]), float(scores[order][at])))
+        out.append((int(chosen[at]), float(discounted[at])))  # the score that placed it: best first
     return out
