@@ -54,7 +54,7 @@ def test_a_follow_up_is_a_second_turn_oldest_first(grounded: str) -> None:
 
 
 def test_a_follow_up_retrieves_with_the_conversations_subject(grounded: str) -> None:
-    follow_up = "What warning do I get before one is taken back?"
+    follow_up = "How much notice do I get before losing one?"  # alone it names neither Spot nor a warning
     alone = ask(grounded, follow_up, k=1, max_new_tokens=1)
     first = ask(grounded, SPOT, k=1, max_new_tokens=1)
     continued = ask(grounded, follow_up, k=1, max_new_tokens=1, conversation_id=first["conversation_id"])

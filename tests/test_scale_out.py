@@ -39,7 +39,7 @@ def test_a_conversation_started_on_one_task_continues_on_another(grounded_dir: P
     try:
         first = turn(url_one, "How cheap are Spot Instances?").json()
         follow_up = httpx.post(f"{url_two}/chat/", json={
-            "question": "What warning do I get before one is taken back?", "k": 1, "max_new_tokens": 1,
+            "question": "How much notice do I get before losing one?", "k": 1, "max_new_tokens": 1,
             "conversation_id": first["conversation_id"]}).json()
         stored = httpx.get(f"{url_two}/conversations/{first['conversation_id']}").json()
     finally:
@@ -47,7 +47,7 @@ def test_a_conversation_started_on_one_task_continues_on_another(grounded_dir: P
         stop(two)
     assert follow_up["sources"][0]["id"] == "docs/spot-instances.md#0"  # task two read task one's turn
     assert [t["question"] for t in stored["turns"]] == ["How cheap are Spot Instances?",
-                                                       "What warning do I get before one is taken back?"]
+                                                       "How much notice do I get before losing one?"]
 
 
 @pytest.fixture
