@@ -1,7 +1,7 @@
 """Retrieval quality and cost on the real corpus with the real embedder.
 
 Builds the knowledge base from the default AWS set (botocore, awscli, cdk, cloudformation), or reuses one
-built before, then (see :mod:`benchmarks.retrieval_eval`) on both question sets and both halves:
+built before, then (see :mod:`benchmarks.retrieval_eval`) on both question sets and their three parts:
 recall@1, recall@5 and MRR@10 for every method, and for the hybrid per source mix; context recall (a hit
 inside the prompt ``compose()`` builds); per-query latency; build time, size on disk and RAM; awscli
 examples attached to their operations against apart (full mode); float16 against int8 passage vectors;
@@ -163,8 +163,8 @@ def main(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, float]:
         for ax, name in zip(axes, sets, strict=True):
             for i, method in enumerate(METHODS):
                 values = [results[method][name][h]["recall@5"] for h in retrieval_eval.HALVES]
-                ax.bar(np.arange(2) + i * 0.2, values, width=0.2, label=method)
-            ax.set_xticks(np.arange(2) + 0.3, [f"recall@5, {h}" for h in retrieval_eval.HALVES])
+                ax.bar(np.arange(3) + i * 0.2, values, width=0.2, label=method)
+            ax.set_xticks(np.arange(3) + 0.3, [f"R@5, {h}" for h in retrieval_eval.HALVES])
             ax.set_ylim(0, 1)
             ax.set_title(f"{name} questions")
         axes[0].legend()
@@ -200,7 +200,7 @@ def _report(d: dict[str, Any]) -> str:
             f"loading takes {d['load_seconds']:.2f} s and {d['ram_bytes'] / 2**20:.0f} MiB of RSS "
             f"({d['array_bytes'] / 2**20:.0f} MiB of arrays: vectors as float32 and BM25 postings). Questions: "
             + ", ".join(f"{n} {c}" for n, c in d["questions"].items())
-            + " (halves: even positions tuned on, odd held out).\n\n")
+            + " (parts: even positions tuned on, odd held out, and fresh questions written after tuning).\n\n")
     runs = [*r.items(), *((f"{m}, int8 vectors", d["int8_vectors"][m]) for m in ("dense", "hybrid"))]
     for set_name in d["questions"]:
         body += f"**{set_name} questions**, every method on the default set:\n\n"
