@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/v1/models", openai_api.models, methods=["GET"]),
         Route("/v1/embeddings", search_api.embeddings, methods=["POST"]),
         Route("/search", search_api.search, methods=["POST"]),
+        Route("/search/filters", search_api.filters, methods=["GET"]),
         Route("/conversations", conversations.list_conversations, methods=["GET"]),
         Route("/conversations/{id:path}", conversations.get_conversation, methods=["GET"]),
         Route("/conversations/{id:path}", conversations.delete_conversation, methods=["DELETE"]),

@@ -22,7 +22,7 @@ def test_every_generated_request_gets_a_well_formed_answer(server: str, request:
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {f"{op.method.upper()} {op.path}" for op in operations} == {
         "GET /health", "POST /chat/", "GET /metrics", "POST /v1/chat/completions", "GET /v1/models",
-        "POST /search", "POST /v1/embeddings", "GET /conversations", "GET /conversations/{id}",
+        "POST /search", "GET /search/filters", "POST /v1/embeddings", "GET /conversations", "GET /conversations/{id}",
         "DELETE /conversations/{id}", "GET /auth/config"}
     for operation in operations:
 

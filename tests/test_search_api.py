@@ -48,8 +48,10 @@ def test_a_filter_narrows_search_to_its_services_and_sources(grounded: str, narr
 
 @pytest.mark.parametrize(("narrow", "message"), [
     ({"service": "sq"}, "filter.service: this knowledge base has no service 'sq' (did you mean sqs?)"),
-    ({"service": "lambda"}, "filter.service: this knowledge base has no service 'lambda' (it has 2 services)"),
-    ({"source": "azure"}, "filter.source: this knowledge base has no source 'azure' (it has 5 sources)"),
+    ({"service": "lambda"},
+     "filter.service: this knowledge base has no service 'lambda' (it has 2 services: GET /search/filters)"),
+    ({"source": "azure"},
+     "filter.source: this knowledge base has no source 'azure' (it has 5 sources: GET /search/filters)"),
     ({"service": []}, "filter.service: Value error, must list 1 to 50 names"),
     ({"service": ["s"] * 51}, "filter.service: Value error, must list 1 to 50 names"),
     ({"service": "x" * 65}, "filter.service: Value error, names are 1 to 64 characters"),
@@ -59,6 +61,18 @@ def test_a_filter_narrows_search_to_its_services_and_sources(grounded: str, narr
 def test_a_filter_naming_what_the_knowledge_base_lacks_is_422(grounded: str, narrow: object, message: str) -> None:
     response = httpx.post(f"{grounded}/search", json={"query": "queue", "filter": narrow})
     assert (response.status_code, response.json()) == (422, {"error": message, "error_type": "validation"})
+
+
+def test_the_filters_name_every_service_and_source_with_its_passages(grounded: str, grounded_dir: Path) -> None:
+    facets = httpx.get(f"{grounded}/search/filters").json()
+    passages = (grounded_dir / "knowledge/passages.jsonl").read_text().count("\n")
+    assert list(facets["service"]) == ["ecr", "sqs"]
+    assert list(facets["source"]) == ["awscli", "botocore", "cdk", "cloudformation", "docs"]
+    assert sum(facets["source"].values()) == passages
+
+
+def test_filters_without_a_knowledge_base_are_404(client: httpx.Client) -> None:
+    assert client.get("/search/filters").status_code == 404
 
 
 def test_chat_takes_the_same_filter(grounded: str) -> None:

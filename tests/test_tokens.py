@@ -156,8 +156,8 @@ def test_every_bad_token_is_401_with_a_bearer_challenge(signed_in: tuple[str, Pa
 ROUTES = [("POST", "/chat/", {"question": "What is S3?", "max_new_tokens": 2}), ("POST", "/search", {"query": "s3"}),
           ("POST", "/v1/embeddings", {"input": "s3"}),
           ("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "What is S3?"}], "max_tokens": 2}),
-          ("GET", "/v1/models", None), ("GET", "/conversations", None), ("GET", "/conversations/c-1", None),
-          ("DELETE", "/conversations/c-1", None)]
+          ("GET", "/v1/models", None), ("GET", "/search/filters", None), ("GET", "/conversations", None),
+          ("GET", "/conversations/c-1", None), ("DELETE", "/conversations/c-1", None)]
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,8 @@ def _lookup(kind: str, wanted: tuple[str, ...], names: list[str]) -> list[int]:
     for name in wanted:
         if name not in index:
             close = difflib.get_close_matches(name.lower(), names, n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else f" (it has {len(names)} {kind}s)"
+            hint = (f" (did you mean {', '.join(close)}?)" if close
+                    else f" (it has {len(names)} {kind}s: GET /search/filters)")
             raise UnknownFilter(f"{kind}: this knowledge base has no {kind} {name[:64]!r}{hint}")
     return [index[n] for n in wanted]
 
@@ -119,6 +121,9 @@ class KnowledgeBase:
         documents = [p.id.split("#", 1)[0] for p in passages]
         self._document_of = np.unique(np.asarray(documents), return_inverse=True)[1].astype(np.int32)
         self.prior = ranking.service_prior([p.service for p in passages], [p.source for p in passages])
+        # GET /search/filters: what a filter may name, computed once (the passages never change).
+        self.facets = {"service": dict(sorted(Counter(p.service for p in passages if p.service).items())),
+                       "source": dict(sorted(Counter(p.source for p in passages).items()))}
 
     @classmethod
     def load(cls, root: Path, embedder_section: dict[str, Any], num_threads: int = 1) -> KnowledgeBase:

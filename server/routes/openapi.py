@@ -28,6 +28,11 @@ _SEARCH_RESULTS = {  # each result is a passage as an answer's sources show it
     "required": ["results"],
     "properties": {"results": {"type": "array", "items": {"$ref": "#/components/schemas/Source"}}},
 }
+_FILTERS = {
+    "type": "object", "required": ["service", "source"],
+    "properties": {name: {"type": "object", "additionalProperties": {"type": "integer"}}
+                   for name in ("service", "source")},
+}
 _CONVERSATION_SUMMARY = {
     "type": "object", "required": ["id", "title", "created_at", "updated_at", "turns"],
     "properties": {"id": {"type": "string"}, "title": {"type": "string"}, "created_at": {"type": "string"},
@@ -137,7 +142,7 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
                     ("401", "Missing or invalid credentials"), ("429", "Rate limit reached"))},
                 "200": _json({"type": "object"}, "The served generator, and the embedder if there is one")}}},
             "/search": {"post": {
-                "summary": "Passages of the knowledge base for a query (dense + BM25, fused by reciprocal rank)",
+                "summary": "Passages of the knowledge base for a query (dense + BM25 fused, optionally filtered)",
                 "requestBody": {"required": True, "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/SearchRequest"}}}},
                 "responses": {
@@ -145,7 +150,13 @@ def openapi_schema(settings: Settings) -> dict[str, Any]:
                     "401": _error("Missing or invalid credentials"), "404": _error("No knowledge base"),
                     "429": _error("Rate limit reached"), "503": _error("Key set unreachable"),
                     "413": _error("Body too large"), "415": _error("Not JSON"),
-                    "422": _error("Invalid query or k")}}},
+                    "422": _error("Invalid query, k or filter")}}},
+            "/search/filters": {"get": {
+                "summary": "What a search filter may name: the services and sources, each with its passage count",
+                "responses": {
+                    "200": _json(_FILTERS, "Service ids and source names, each with its passages"),
+                    "401": _error("Missing or invalid credentials"), "404": _error("No knowledge base"),
+                    "429": _error("Rate limit reached"), "503": _error("Key set unreachable")}}},
             "/v1/embeddings": {"post": {
                 "summary": "OpenAI-compatible embeddings of one text or a list (unit length)",
                 "requestBody": {"required": True, "content": {"application/json": {

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from server.admission.gate import admission, check_request, read_body
+from server.admission.gate import admission, caller, check_request, read_body
 from server.errors import APIError
 from server.pipeline import retrieve
 from server.retrieval.knowledge import KnowledgeBase
@@ -41,6 +41,13 @@ async def search(request: Request) -> JSONResponse:
         hits = await retrieve(knowledge, body.query, body.k or service.settings.retrieval_k,
                               narrow.services() if narrow else None, narrow.sources() if narrow else None)
     return JSONResponse({"results": [{**h.passage.as_json(), "score": round(h.score, 6)} for h in hits]})
+
+
+async def filters(request: Request) -> JSONResponse:
+    """What a filter may name: the knowledge base's services and sources, each with its passage count."""
+    service: Service = request.state.service
+    await caller(request, service)
+    return JSONResponse(_knowledge(service).facets)
 
 
 class EmbeddingRequest(BaseModel):
