@@ -55,6 +55,17 @@ def test_answers_are_identical_alone_and_batched(batcher: Batcher, codec: TextCo
     assert max(r.batch_size for r in batched) > 1
 
 
+def test_an_idle_batcher_starts_a_lone_request_at_once(fp32_engine: Engine, codec: TextCodec) -> None:
+    patient = Batcher(fp32_engine, eos_id=1, max_batch=8, wait_s=2.0, max_queue=4)  # a long wait for company
+    patient.start()
+    try:
+        result = asyncio.run(ask(patient, codec.encode("What is AWS EC2?")))
+    finally:
+        patient.stop()
+    assert fp32_engine.joins_a_step  # the lean decoder: a newcomer joins the next step, no wait buys anything
+    assert result.queue_seconds < 1.0  # far below the 2 s it would have waited for company
+
+
 def test_full_queue_refuses_new_work(fp32_engine: Engine, codec: TextCodec) -> None:
     idle = Batcher(fp32_engine, eos_id=1, max_batch=1, wait_s=0.0, max_queue=2)  # not started: nothing drains
 
