@@ -229,7 +229,7 @@ def _report(d: dict[str, Any]) -> str:
              f"int8 with row scales {d['int8_vector_bytes'] / 1e6:.1f} MB.\n")
     if "bm25s" in d:
         rows = [[name, fmt(x["recall@1"], 3), fmt(x["recall@5"], 3), fmt(x["mrr@10"], 3), fmt(x["p50_ms"], 2)]
-                for name, x in [("bm25 (ours), scored alike", service_scores_of(d)), *d["bm25s"]["runs"].items()]]
+                for name, x in [("bm25 (ours), scored alike", d["service_level"]["bm25"]), *d["bm25s"]["runs"].items()]]
         body += ("\nBM25 beside the bm25s library, on the plain set at the level of services (all questions):\n\n"
                  + md_table(["index", "R@1", "R@5", "MRR@10", "p50 ms"], rows) + "\n")
         body += bm25_reference.report(d["bm25s"])
@@ -255,9 +255,3 @@ def _report(d: dict[str, Any]) -> str:
             if misses := r["hybrid"][set_name][h]["misses@5"]:
                 body += f"\nHybrid misses at 5, {set_name}, {h}:\n\n" + "\n".join(f"- {q}" for q in misses) + "\n"
     return body
-
-
-def service_scores_of(d: dict[str, Any]) -> dict[str, Any]:
-    """Our BM25's row in the bm25s comparison, scored as bm25s is (by service, all plain questions)."""
-    ours: dict[str, Any] = d["service_level"]["bm25"]
-    return ours

@@ -53,7 +53,7 @@ def question_sets(services: tuple[str, ...] | None = None) -> dict[str, list[dic
 T = TypeVar("T")
 
 
-def half(items: list[dict[str, Any]], values: list[T], which: str) -> list[T]:
+def part(items: list[dict[str, Any]], values: list[T], which: str) -> list[T]:
     """Of ``values`` (one per question of ``items``), those of the questions in part ``which``."""
     return [v for item, v in zip(items, values, strict=True) if item["part"] == which]
 
@@ -86,7 +86,7 @@ def evaluate(kb: KnowledgeBase, sets: dict[str, list[dict[str, Any]]], method: s
             began = time.perf_counter()
             ranked.append([h.passage for h in kb.search(item["question"], 10, method)])
             times.append((time.perf_counter() - began) * 1000)
-        out[name] = {h: scores(half(items, items, h), half(items, ranked, h)) for h in HALVES}
+        out[name] = {h: scores(part(items, items, h), part(items, ranked, h)) for h in HALVES}
     return {**out, "p50_ms": median(times), "p95_ms": percentile(times, 95)}
 
 
@@ -111,5 +111,5 @@ def context_recall(kb: KnowledgeBase, sets: dict[str, list[dict[str, Any]]], enc
             composed = prompt.compose(encode, limit, item["question"], template=template, grounded_template=grounded,
                                       passages=[prompt.passage_text(h.passage.title, h.passage.text) for h in hits])
             inside.append(any(is_hit(item, h.passage) for h in hits[:composed.passages]))
-        out[name] = {h: float(np.mean(half(items, inside, h))) if half(items, inside, h) else 0.0 for h in HALVES}
+        out[name] = {h: float(np.mean(part(items, inside, h))) if part(items, inside, h) else 0.0 for h in HALVES}
     return out

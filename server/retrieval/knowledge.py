@@ -85,15 +85,14 @@ def load_dense(directory: Path) -> np.ndarray:
     return vectors
 
 
-def _codes(values: list[str | None], names: list[str]) -> np.ndarray:
-    """Each value's index in ``names`` (-1 for None), as int16."""
-    index = {name: i for i, name in enumerate(names)}
+def _codes(values: list[str | None], index: dict[str, int]) -> np.ndarray:
+    """Each value's code in ``index`` (-1 for None), as int16."""
     return np.asarray([index.get(v, -1) if v is not None else -1 for v in values], dtype=np.int16)
 
 
-def _lookup(kind: str, wanted: tuple[str, ...], names: list[str]) -> list[int]:
-    """Indices of ``wanted`` in ``names``; :class:`UnknownFilter` names the first one missing, and its look-alikes."""
-    index = {name: i for i, name in enumerate(names)}
+def _lookup(kind: str, wanted: tuple[str, ...], index: dict[str, int]) -> list[int]:
+    """Codes of ``wanted``; :class:`UnknownFilter` names the first one missing, and its look-alikes."""
+    names = list(index)
     for name in wanted:
         if name not in index:
             close = difflib.get_close_matches(name.lower(), names, n=3)
@@ -113,17 +112,18 @@ class KnowledgeBase:
         self.dense = dense
         self.bm25 = bm25
         self.embedder = embedder
+        # GET /search/filters: what a filter may name, each with its passages (the passages never change).
+        self.facets = {"service": dict(sorted(Counter(p.service for p in passages if p.service).items())),
+                       "source": dict(sorted(Counter(p.source for p in passages).items()))}
+        self.services, self.sources = list(self.facets["service"]), list(self.facets["source"])
         # Each passage's service and source as small integer codes, so a filter is one vectorised isin.
-        self.services = sorted({p.service for p in passages if p.service})
-        self.sources = sorted({p.source for p in passages})
-        self._service_of = _codes([p.service for p in passages], self.services)
-        self._source_of = _codes([p.source for p in passages], self.sources)
+        self._service_index = {name: i for i, name in enumerate(self.services)}
+        self._source_index = {name: i for i, name in enumerate(self.sources)}
+        self._service_of = _codes([p.service for p in passages], self._service_index)
+        self._source_of = _codes([p.source for p in passages], self._source_index)
         documents = [p.id.split("#", 1)[0] for p in passages]
         self._document_of = np.unique(np.asarray(documents), return_inverse=True)[1].astype(np.int32)
         self.prior = ranking.service_prior([p.service for p in passages], [p.source for p in passages])
-        # GET /search/filters: what a filter may name, computed once (the passages never change).
-        self.facets = {"service": dict(sorted(Counter(p.service for p in passages if p.service).items())),
-                       "source": dict(sorted(Counter(p.source for p in passages).items()))}
 
     @classmethod
     def load(cls, root: Path, embedder_section: dict[str, Any], num_threads: int = 1) -> KnowledgeBase:
@@ -139,10 +139,10 @@ class KnowledgeBase:
     def narrow(self, services: tuple[str, ...] | None, sources: tuple[str, ...] | None) -> np.ndarray | None:
         """The passages a filter keeps, as a boolean mask (None: all); :class:`UnknownFilter` for unknown names."""
         mask: np.ndarray | None = None
-        for kind, wanted, names, codes in (("service", services, self.services, self._service_of),
-                                           ("source", sources, self.sources, self._source_of)):
+        for kind, wanted, index, codes in (("service", services, self._service_index, self._service_of),
+                                           ("source", sources, self._source_index, self._source_of)):
             if wanted is not None:
-                keep = np.isin(codes, _lookup(kind, wanted, names))
+                keep = np.isin(codes, _lookup(kind, wanted, index))
                 mask = keep if mask is None else mask & keep
         return mask
 

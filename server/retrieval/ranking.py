@@ -101,7 +101,7 @@ def diversify(pool: np.ndarray, scores: np.ndarray, services: np.ndarray, docume
     out: list[tuple[int, float]] = []
     for _ in range(min(k, chosen.size)):
         discounted = base * SERVICE_DECAY ** np.where(service >= 0, picked_per_service[service + 1], 0)
-        fresh = free & ~np.isin(document, [d for d in document[~free]])
+        fresh = free & ~np.isin(document, document[~free])
         at = int(np.argmax(np.where(fresh if fresh.any() else free, discounted, -np.inf)))
         free[at] = False
         picked_per_service[service[at] + 1] += 1
